@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ProjectConfig(AppConfig):
+    name = "config"
+    label = "project"
+    verbose_name = "Project"

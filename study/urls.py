@@ -1,0 +1,5 @@
+"""Participant-facing URLs."""
+
+
+app_name = "study"
+urlpatterns: list = []

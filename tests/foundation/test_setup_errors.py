@@ -1,0 +1,64 @@
+"""Set-up mistakes give one readable line, and the production settings pass `check --deploy`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, subprocess_env
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=subprocess_env(**env),
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("nonsense://what", "configuration error"),
+        ("postgres://nobody@127.0.0.1:1/nowhere", "cannot use the database"),
+    ],
+)
+def test_bad_database_url_gives_one_line(database_url: str, expected: str) -> None:
+    result = run_manage("migrate", "--check", DATABASE_URL=database_url)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_broker_gives_one_line() -> None:
+    result = run_manage("celery_ping", "--timeout", "2", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot reach the Celery broker at redis://127.0.0.1:1/0" in lines[0]
+
+
+def test_production_settings_pass_check_deploy() -> None:
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
+        ALLOWED_HOSTS="studies.example.org",
+        DEBUG="false",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_settings_require_secret_key() -> None:
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="config.settings.production", ALLOWED_HOSTS="x.org")
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: configuration error: Set the SECRET_KEY environment variable"
+    ]
