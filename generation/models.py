@@ -22,7 +22,9 @@ class StimulusSet(models.Model):
     spec = models.JSONField(default=dict, blank=True, help_text="The design file this set was rendered from.")
     model_id = models.CharField(max_length=255, blank=True)
     weights_sha256 = models.CharField(max_length=64, blank=True)
-    untrained = models.BooleanField(default=False, help_text="Rendered with random (untrained) weights: a demo, not a stimulus set.")
+    untrained = models.BooleanField(
+        default=False, help_text="Rendered with random (untrained) weights: a demo, not real stimuli."
+    )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
