@@ -35,7 +35,7 @@ def require_broker(timeout: float = 3.0) -> None:
     if settings.CELERY_BROKER_URL is None:
         return
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means the same thing to the user
         raise SetupError(broker_unreachable_message(exc)) from None

@@ -29,7 +29,7 @@ def broker_status() -> dict[str, object]:
 
     started = time.perf_counter()
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "mode": "broker", "error": str(exc).strip().splitlines()[0]}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One image, several roles: web (migrate + gunicorn), worker (CPU Celery), gpu-worker (Celery on the gpu queue).
+set -euo pipefail
+
+role=${1:-web}
+shift || true
+
+wait_for_database() {
+  python - <<'PY'
+import sys
+import time
+
+import django
+from django.db import connection
+
+django.setup()
+for attempt in range(60):
+    try:
+        connection.ensure_connection()
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001
+        if attempt == 0:
+            print(f"waiting for the database: {exc}".splitlines()[0], file=sys.stderr)
+        time.sleep(1)
+print("error: the database did not come up within 60 s; check DATABASE_URL", file=sys.stderr)
+sys.exit(1)
+PY
+}
+
+case "$role" in
+  web)
+    wait_for_database
+    python manage.py migrate --no-input
+    exec gunicorn config.wsgi:application \
+      --bind 0.0.0.0:8000 \
+      --workers "${GUNICORN_WORKERS:-3}" \
+      --timeout "${GUNICORN_TIMEOUT:-60}" \
+      --access-logfile - "$@"
+    ;;
+  worker)
+    wait_for_database
+    exec celery -A config worker --loglevel=INFO --queues=celery \
+      --concurrency "${CELERY_CONCURRENCY:-2}" "$@"
+    ;;
+  gpu-worker)
+    wait_for_database
+    exec celery -A config worker --loglevel=INFO --queues="${CELERY_GPU_QUEUE:-gpu}" \
+      --concurrency 1 --pool=solo "$@"
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac
