@@ -52,6 +52,11 @@ class Stimulus(models.Model):
     height = models.IntegerField(null=True, blank=True)
     descriptors = models.JSONField(default=dict, blank=True)
     labels = models.JSONField(default=dict, blank=True, help_text="Extra labels of imported images.")
+    provenance = models.JSONField(
+        default=dict, blank=True,
+        help_text="Where and how it was rendered (device, threads, torch version, source folder); not part of the "
+        "recipe id.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
