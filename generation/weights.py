@@ -89,7 +89,7 @@ def resolve_model_folder(model: str, *, weights_dir: Path | None = None, cwd: Pa
     looks_like_path = os.sep in model or "/" in model or model.startswith(".")
     if looks_like_path or (as_path.is_dir() and model not in BIGGAN_PRETRAINED):
         folder = as_path
-        if not (folder / CONFIG_NAME).is_file() or not _weights_file(folder, {}).is_file():
+        if not (folder / CONFIG_NAME).is_file() or not _weights_file(folder, read_config(folder)).is_file():
             raise WeightsError(
                 f"model folder {folder} has no {CONFIG_NAME} + {WEIGHTS_NAME}: make one with "
                 f"`python manage.py biggan_weights make-random {model} --preset tiny` or point `model:` elsewhere"
