@@ -1,0 +1,259 @@
+"""Studies, their rating dimensions, participants, frozen trial lists, ratings and questionnaires.
+
+Integrity lives in the schema: one participant per (study, pseudonym), one trial per (participant, index),
+one rating per (trial, dimension), one questionnaire per participant.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+DEFAULT_DIMENSIONS = [
+    {
+        "name": "artistry",
+        "prompt": "How much does this image look like a work of art?",
+        "kind": "likert",
+        "points": 7,
+        "low_label": "Not at all",
+        "high_label": "Very much",
+    },
+    {
+        "name": "symbolism",
+        "prompt": "How much does this image look like a symbol or sign rather than a depiction?",
+        "kind": "likert",
+        "points": 7,
+        "low_label": "A depiction",
+        "high_label": "A symbol or sign",
+    },
+]
+
+
+def new_token() -> str:
+    """Unguessable id for URLs, so nothing about one participant can be reached from another's."""
+    return secrets.token_urlsafe(16)
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PILOT = "pilot", "Pilot"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    class Layout(models.TextChoices):
+        TOGETHER = "together", "All dimensions together on each image"
+        BLOCKS = "blocks", "One block per dimension"
+
+    class BetweenFactor(models.TextChoices):
+        NONE = "none", "None (everyone rates every dimension)"
+        DIMENSION = "dimension", "Dimension (each participant rates one dimension, balanced)"
+
+    slug = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    consent_text = models.TextField(blank=True)
+    instructions = models.TextField(blank=True)
+    debrief = models.TextField(blank=True)
+    stimulus_sets = models.ManyToManyField("generation.StimulusSet", related_name="studies", blank=True)
+    conditions = models.JSONField(default=list, blank=True, help_text="Conditions to use; empty means all.")
+    layout = models.CharField(max_length=16, choices=Layout.choices, default=Layout.TOGETHER)
+    between_factor = models.CharField(max_length=16, choices=BetweenFactor.choices, default=BetweenFactor.NONE)
+    trials_per_participant = models.PositiveIntegerField(default=12, help_text="Rated stimuli per participant.")
+    practice_trials = models.PositiveIntegerField(default=2)
+    attention_checks = models.PositiveIntegerField(default=2)
+    max_run_length = models.PositiveIntegerField(
+        default=2, help_text="Longest allowed run of one condition in a trial list."
+    )
+    max_participants = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means no limit.")
+    completion_code = models.CharField(max_length=64, blank=True)
+    completion_url_template = models.CharField(
+        max_length=500, blank=True, help_text="e.g. https://app.prolific.com/submissions/complete?cc={code}"
+    )
+    no_consent_url = models.CharField(max_length=500, blank=True, help_text="Where decliners are sent back to.")
+    languages = models.JSONField(default=list, blank=True)
+    pilot_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    assignment_serial = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Bumped under lock at each assignment; serialises concurrent arrivals."
+    )
+    source = models.JSONField(default=dict, blank=True, help_text="The YAML this study was loaded from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def completion_url(self) -> str:
+        """The redirect with the completion code filled in (`{code}` in the template)."""
+        return self.completion_url_template.replace("{code}", self.completion_code)
+
+
+class RatingDimension(models.Model):
+    class Kind(models.TextChoices):
+        LIKERT = "likert", "k-point Likert"
+        SLIDER = "slider", "0-100 slider"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="dimensions")
+    name = models.SlugField(max_length=50)
+    prompt = models.CharField(max_length=500)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LIKERT)
+    points = models.PositiveIntegerField(default=7, help_text="Likert points (ignored for sliders).")
+    low_label = models.CharField(max_length=100, default="Not at all")
+    high_label = models.CharField(max_length=100, default="Very much")
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "order", "pk"]
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="unique_dimension_per_study")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def minimum(self) -> int:
+        return 0 if self.kind == self.Kind.SLIDER else 1
+
+    @property
+    def maximum(self) -> int:
+        return 100 if self.kind == self.Kind.SLIDER else self.points
+
+    @property
+    def scale_points(self) -> list[int]:
+        return list(range(1, self.points + 1))
+
+
+class Participant(models.Model):
+    class Step(models.TextChoices):
+        CONSENT = "consent", "Consent"
+        DECLINED = "declined", "Declined consent"
+        INSTRUCTIONS = "instructions", "Instructions"
+        TRIALS = "trials", "Trials"
+        QUESTIONNAIRE = "questionnaire", "Questionnaire"
+        DONE = "done", "Completed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    public_id = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    pseudonym = models.CharField(max_length=64, help_text="Keyed hash of the recruitment id.")
+    source = models.CharField(max_length=32, help_text="prolific, pid, anonymous or pilot.")
+    recruitment = models.JSONField(default=dict, blank=True, help_text="Keyed hashes of STUDY_ID / SESSION_ID.")
+    is_pilot = models.BooleanField(default=False, db_index=True)
+    step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONSENT, db_index=True)
+    position = models.PositiveIntegerField(default=0, help_text="Index of the current trial.")
+    seed = models.BigIntegerField(null=True, blank=True, help_text="Seed of the randomised trial list.")
+    group = models.CharField(max_length=50, blank=True, help_text="Between-subject level.")
+    attention_failures = models.PositiveIntegerField(default=0)
+    user_agent = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "pseudonym"], name="one_participant_per_recruitment_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}:{self.pseudonym[:10]}"
+
+    @property
+    def status(self) -> str:
+        if self.step == self.Step.DONE:
+            return "completed"
+        if self.step == self.Step.DECLINED:
+            return "declined"
+        return "in_progress"
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.consented_at and self.completed_at:
+            return (self.completed_at - self.consented_at).total_seconds()
+        return None
+
+
+class Trial(models.Model):
+    class Kind(models.TextChoices):
+        PRACTICE = "practice", "Practice"
+        RATING = "rating", "Rating"
+        ATTENTION = "attention", "Attention check"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    stimulus = models.ForeignKey("generation.Stimulus", on_delete=models.PROTECT, related_name="trials")
+    dimensions = models.JSONField(help_text="Names of the dimensions rated on this screen.")
+    block = models.PositiveIntegerField(default=0)
+    expected_value = models.IntegerField(null=True, blank=True, help_text="Instructed response (attention checks).")
+    attention_passed = models.BooleanField(null=True, blank=True)
+    shown_at = models.DateTimeField(null=True, blank=True, help_text="Server time the trial was first served.")
+    shown_count = models.PositiveIntegerField(default=0, help_text="How often it was served (reloads).")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    rt_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Client RT from image display to submit.")
+
+    class Meta:
+        ordering = ["participant", "index"]
+        constraints = [models.UniqueConstraint(fields=["participant", "index"], name="unique_trial_index")]
+        indexes = [models.Index(fields=["stimulus", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.participant} #{self.index} ({self.kind})"
+
+
+class Rating(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="ratings")
+    dimension = models.ForeignKey(RatingDimension, on_delete=models.PROTECT, related_name="ratings")
+    value = models.FloatField()
+    rt_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trial", "dimension"]
+        constraints = [models.UniqueConstraint(fields=["trial", "dimension"], name="one_rating_per_trial_dimension")]
+
+    def __str__(self) -> str:
+        return f"{self.trial} {self.dimension.name}={self.value}"
+
+
+class QuestionnaireResponse(models.Model):
+    participant = models.OneToOneField(Participant, on_delete=models.CASCADE, related_name="questionnaire")
+    age_band = models.CharField(max_length=16)
+    gender = models.CharField(max_length=32)
+    art_training = models.CharField(max_length=32)
+    art_expertise = models.PositiveSmallIntegerField(help_text="Self-rated art expertise, 1-7.")
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"questionnaire of {self.participant}"
+
+
+class StudyReport(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reports")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    folder = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
+    files = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} of {self.study.slug} ({self.status})"

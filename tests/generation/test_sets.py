@@ -106,7 +106,7 @@ def test_failed_job_is_recorded_and_retried_from_the_admin(tmp_path, tiny_model,
         raise OSError("disk full")
 
     monkeypatch.setattr(pipeline, "encode_image", broken)
-    with pytest.raises(CommandError, match="1 of 1 render jobs failed .*disk full"):
+    with pytest.raises(CommandError, match=r"1 of 1 render jobs failed .*disk full"):
         render(spec)
     job = RenderJob.objects.get()
     assert job.status == RenderJob.Status.FAILED and "disk full" in job.error
