@@ -31,29 +31,32 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 def describe(rgb: np.ndarray, *, png_size: int | None = None) -> dict[str, float]:
     rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
     height, width = rgb.shape[:2]
-    channels = rgb.astype(np.float64)
+    channels = rgb.astype(np.float32)
     r, g, b = channels[..., 0], channels[..., 1], channels[..., 2]
     rg = r - g
     yb = 0.5 * (r + g) - b
-    colorfulness = np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    colorfulness = np.hypot(rg.std(dtype=np.float64), yb.std(dtype=np.float64)) + 0.3 * np.hypot(
+        rg.mean(dtype=np.float64), yb.mean(dtype=np.float64))
 
-    high = channels.max(axis=2)
-    low = channels.min(axis=2)
-    saturation = np.divide(high - low, high, out=np.zeros_like(high), where=high > 0).mean()
+    high = np.maximum(np.maximum(r, g), b)
+    spread = high - np.minimum(np.minimum(r, g), b)
+    saturation = np.divide(spread, high, out=np.zeros_like(high), where=high > 0).mean(dtype=np.float64)
 
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    rms_contrast = (luma / 255.0).std()
+    luma = (0.299 * r + 0.587 * g + 0.114 * b) / np.float32(255.0)
+    rms_contrast = luma.std(dtype=np.float64)
 
-    histogram = np.bincount(np.clip(np.rint(luma), 0, 255).astype(np.int64).ravel(), minlength=256)
+    histogram = np.bincount(np.rint(luma * 255).astype(np.uint8).ravel(), minlength=256)
     p = histogram[histogram > 0] / histogram.sum()
     entropy = float(-(p * np.log2(p)).sum()) + 0.0
 
     edge_density = 0.0
     if height >= 3 and width >= 3:
-        lum = luma / 255.0
-        gx = (lum[:-2, 2:] + 2 * lum[1:-1, 2:] + lum[2:, 2:]) - (lum[:-2, :-2] + 2 * lum[1:-1, :-2] + lum[2:, :-2])
-        gy = (lum[2:, :-2] + 2 * lum[2:, 1:-1] + lum[2:, 2:]) - (lum[:-2, :-2] + 2 * lum[:-2, 1:-1] + lum[:-2, 2:])
-        magnitude = np.sqrt(gx**2 + gy**2) / (4 * np.sqrt(2))
+        # Sobel as separable [1 2 1] smoothing and [-1 0 1] differences.
+        smooth_rows = luma[:-2] + 2 * luma[1:-1] + luma[2:]
+        smooth_cols = luma[:, :-2] + 2 * luma[:, 1:-1] + luma[:, 2:]
+        gx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
+        gy = smooth_cols[2:] - smooth_cols[:-2]
+        magnitude = np.sqrt(gx * gx + gy * gy) / np.float32(4 * np.sqrt(2))
         edge_density = float((magnitude > EDGE_THRESHOLD).mean())
 
     if png_size is None:

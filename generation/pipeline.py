@@ -7,6 +7,7 @@ callback, which the Celery task uses to record stimuli and the benchmark uses to
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,12 +92,15 @@ def _chunks(items: Sequence[Recipe], size: int) -> Iterator[Sequence[Recipe]]:
 
 
 def render(adapter: GeneratorAdapter, recipes: Sequence[Recipe], *, destination: Callable[[Recipe], Path],
-           on_batch: Callable[[list[RenderedImage]], None], encode_workers: int = 2, lookahead: int = 2) -> None:
+           on_batch: Callable[[list[RenderedImage]], None], encode_workers: int | None = None,
+           lookahead: int = 2) -> None:
     """Render the recipes; each finished batch (files already in place) goes to on_batch, in order.
 
     While the network computes batch n+1, threads encode, write and describe batch n; at most
     `lookahead` batches wait, which bounds memory.
     """
+    if encode_workers is None:  # measured on 2 cores with 1 torch thread: 2 encoders beat 1 by 1.6x
+        encode_workers = max(2, min(4, (os.cpu_count() or 2) - torch.get_num_threads()))
     with ThreadPoolExecutor(max_workers=encode_workers, thread_name_prefix="encode") as pool:
         pending: deque[list[Future[RenderedImage]]] = deque()
 
