@@ -36,6 +36,7 @@ start = time.perf_counter()
 if engine == "fast":
     from analysis import fit_ratings
     fit = fit_ratings(data, dimension="artistry")
+    fit.to_frame()  # estimates, SEs and Satterthwaite df: the full inference, not just the optimum
     loglik, sd = fit.loglik, fit.variance_components()["sd"].round(4).tolist()
 else:
     import statsmodels.formula.api as smf

@@ -1,0 +1,162 @@
+"""Command line: ``python -m analysis report|fit|power …``; user errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analysis.engine import ModelFitError
+from analysis.exclusions import ExclusionRules
+from analysis.ratings import RatingsError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def _effects(text: str) -> dict[str, float]:
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(",") if item.strip())}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected CONDITION=EFFECT,…, got {text!r}") from exc
+
+
+def _rules(args: argparse.Namespace) -> ExclusionRules:
+    return ExclusionRules(
+        drop_practice=not args.keep_practice,
+        max_failed_attention=args.max_failed_attention,
+        min_median_rt_ms=args.min_median_rt_ms,
+        min_response_sd=args.min_response_sd,
+        min_completion=args.min_completion,
+    )
+
+
+def _add_exclusion_options(parser: argparse.ArgumentParser) -> None:
+    defaults = ExclusionRules()
+    group = parser.add_argument_group("exclusions (pass a negative value to switch a rule off)")
+    group.add_argument("--keep-practice", action="store_true", help="keep practice trials")
+    group.add_argument("--max-failed-attention", type=int, default=defaults.max_failed_attention)
+    group.add_argument("--min-median-rt-ms", type=float, default=defaults.min_median_rt_ms)
+    group.add_argument("--min-response-sd", type=float, default=defaults.min_response_sd)
+    group.add_argument("--min-completion", type=float, default=defaults.min_completion)
+
+
+def _switch_off_negatives(args: argparse.Namespace) -> None:
+    for name in ("max_failed_attention", "min_median_rt_ms", "min_response_sd", "min_completion"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            setattr(args, name, None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    report = sub.add_parser("report", help="write report.html and the CSV/LaTeX tables")
+    report.add_argument("ratings", help="ratings export (CSV or Parquet)")
+    report.add_argument("--out", required=True, type=Path, help="output folder")
+    report.add_argument("--dimension", action="append", dest="dimensions", help="only this dimension (repeatable)")
+    report.add_argument("--no-slopes", action="store_true", help="skip the random-slopes variant (the slowest fit)")
+    report.add_argument("--no-ordinal", action="store_true", help="skip the ordinal sensitivity analysis")
+    report.add_argument("--splits", type=int, default=100, help="random splits for split-half reliability")
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--title", default="Rating study report")
+    _add_exclusion_options(report)
+
+    fit = sub.add_parser("fit", help="fit one model and print its table")
+    fit.add_argument("ratings")
+    fit.add_argument("--dimension", required=True)
+    fit.add_argument("--formula", default=None, help="lme4-style formula (default: the main model)")
+    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--no-exclusions", action="store_true", help="fit all rows of the export")
+    _add_exclusion_options(fit)
+
+    power = sub.add_parser("power", help="power curves by simulation (from a fitted export or given effects)")
+    power.add_argument("ratings", nargs="?", help="export to take effects and variances from (main model)")
+    power.add_argument("--dimension", default=None, help="dimension to take the population model from")
+    power.add_argument("--effects", type=_effects, default=None,
+                       help="CONDITION=EFFECT,… vs baseline when no export is given (e.g. artistic-1.0=0.3)")
+    power.add_argument("--sd", type=float, nargs=3, default=(0.8, 0.5, 1.0), metavar=("PARTICIPANT", "STIMULUS", "RES"))
+    power.add_argument("--participants", type=_int_list, default=[40, 80, 160])
+    power.add_argument("--stimuli", type=_int_list, default=[50, 100])
+    power.add_argument("--ratings-per-participant", type=int, default=40)
+    power.add_argument("--sims", type=int, default=200)
+    power.add_argument("--alpha", type=float, default=0.05)
+    power.add_argument("--seed", type=int, default=0)
+    power.add_argument("--out", type=Path, default=None, help="write power.csv and power.png here")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _switch_off_negatives(args)
+    if args.command == "report":
+        from analysis.report import build_report
+
+        path = build_report(args.ratings, args.out, rules=_rules(args), dimensions=args.dimensions,
+                            slopes=not args.no_slopes, ordinal=not args.no_ordinal, n_splits=args.splits,
+                            seed=args.seed, title=args.title, progress=True)
+        print(f"wrote {path}")
+        return 0
+    if args.command == "fit":
+        from analysis.exclusions import apply_exclusions
+        from analysis.models import DEFAULT_FORMULA, fit_ratings
+        from analysis.ratings import load_ratings
+
+        ratings = load_ratings(args.ratings)
+        if not args.no_exclusions:
+            ratings = apply_exclusions(ratings, _rules(args)).ratings
+        fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml)
+        print(fit.summary())
+        return 0
+    return _power(args)
+
+
+def _power(args: argparse.Namespace) -> int:
+    from analysis.power import PopulationModel, power_curve
+
+    if args.ratings:
+        from analysis.exclusions import apply_exclusions
+        from analysis.models import fit_ratings
+        from analysis.ratings import load_ratings
+
+        ratings = apply_exclusions(load_ratings(args.ratings)).ratings
+        dimension = args.dimension or sorted(ratings["dimension"].unique())[0]
+        population = PopulationModel.from_fit(fit_ratings(ratings, dimension=dimension))
+    elif args.effects:
+        effects = args.effects
+        population = PopulationModel(effects=effects, sd_participant=args.sd[0], sd_stimulus=args.sd[1],
+                                     sd_residual=args.sd[2], conditions=("baseline", *effects))
+    else:
+        raise RatingsError("power needs a ratings export or --effects CONDITION=EFFECT,…")
+    table = power_curve(population, participants=args.participants, stimuli=args.stimuli,
+                        ratings_per_participant=args.ratings_per_participant, n_sims=args.sims, alpha=args.alpha,
+                        seed=args.seed)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        import base64
+
+        from analysis.figures import power_plot
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out / "power.csv", index=False)
+        uri = power_plot(table)
+        (args.out / "power.png").write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+        print(f"wrote {args.out / 'power.csv'} and {args.out / 'power.png'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except (RatingsError, ModelFitError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

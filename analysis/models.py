@@ -1,0 +1,398 @@
+"""Crossed linear mixed models of ratings: the statsmodels-like API over the fast engine.
+
+Tests and CIs use t statistics with Satterthwaite degrees of freedom (as lmerTest does): condition is a
+stimulus attribute, so its effective df follow the number of stimuli, not of ratings, and z would be liberal
+for small stimulus sets. Models with many variance parameters (random slopes) fall back to Wald z, where the
+numerical Hessian would cost more than the fit; power simulations use z as well.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from analysis.engine import CrossedLMM, EngineResult, GroupDesign, ModelFitError, RandomTerm, single_threaded_blas
+from analysis.ratings import REFERENCE_CONDITION, RatingsError, conditions_in_order
+
+DEFAULT_FORMULA = "response ~ condition + (1 | participant) + (1 | stimulus)"
+_RANDOM_TERM = re.compile(r"^\(\s*(?P<expr>[^|]+?)\s*\|\s*(?P<group>[A-Za-z_][\w.]*)\s*\)$")
+
+
+def _split_top_level(text: str, sep: str = "+") -> list[str]:
+    parts, depth, current = [], 0, []
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == sep and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+def parse_formula(formula: str) -> tuple[str, list[RandomTerm]]:
+    """Split an lme4-style formula into the patsy fixed-effects formula and its random terms."""
+    if "~" not in formula:
+        raise RatingsError(f"formula needs a '~': {formula!r}")
+    lhs, rhs = formula.split("~", 1)
+    fixed, random = [], []
+    for part in _split_top_level(rhs):
+        match = _RANDOM_TERM.match(part)
+        if match:
+            random.append(RandomTerm(group=match["group"], expr=match["expr"]))
+        else:
+            fixed.append(part)
+    if not random:
+        raise RatingsError(f"formula has no random-effects term like (1 | participant): {formula!r}")
+    return f"{lhs.strip()} ~ {' + '.join(fixed) or '1'}", random
+
+
+SATTERTHWAITE_MAX_PARAMETERS = 6
+
+
+def _ci(estimate: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """t intervals; df = inf gives the normal interval."""
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return estimate - crit * se, estimate + crit * se
+
+
+def _p_value(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
+    return 2 * stats.t.sf(np.abs(statistic), df)
+
+
+def _central_hessian(f, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    k = len(x)
+    H = np.empty((k, k))
+    f0 = f(x)
+    for i in range(k):
+        e_i = np.zeros(k)
+        e_i[i] = steps[i]
+        H[i, i] = (f(x + e_i) - 2 * f0 + f(x - e_i)) / steps[i] ** 2
+        for j in range(i):
+            e_j = np.zeros(k)
+            e_j[j] = steps[j]
+            H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (
+                4 * steps[i] * steps[j])
+    return H
+
+
+@dataclass
+class RatingsFit:
+    """A fitted crossed LMM with the tables a paper reports."""
+
+    formula: str
+    name: str
+    dimension: str | None
+    result: EngineResult
+    term_names: list[str]
+    design_info: patsy.DesignInfo
+    data: pd.DataFrame = field(repr=False)
+    random_terms: list[RandomTerm] = field(default_factory=list)
+    alpha: float = 0.05
+    x_mean: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    engine: CrossedLMM | None = field(default=None, repr=False)
+    df_method: str = "satterthwaite"
+    _satterthwaite_parts: tuple | None = field(default=None, repr=False)
+
+    def _uses_satterthwaite(self) -> bool:
+        return (self.df_method == "satterthwaite" and self.engine is not None
+                and len(self.result.theta) + 1 <= SATTERTHWAITE_MAX_PARAMETERS)
+
+    def degrees_of_freedom(self, L: np.ndarray) -> np.ndarray:
+        """Satterthwaite df of each contrast row of L (inf when the fit uses Wald z).
+
+        df = 2 (l'Vl)^2 / (g'Ag) with g the gradient of l'Vl in (θ, sigma) and A = 2 H^-1 the asymptotic
+        covariance of (θ, sigma) from the Hessian H of the deviance (Kuznetsova et al. 2017, lmerTest).
+        """
+        L = np.atleast_2d(L)
+        if not self._uses_satterthwaite():
+            return np.full(len(L), np.inf)
+        if self._satterthwaite_parts is None:
+            engine, reml = self.engine, self.result.reml
+            with single_threaded_blas():
+                x = np.append(self.result.theta, self.result.sigma)
+                steps = 1e-3 * np.maximum(np.abs(x), 0.1)
+                H = _central_hessian(lambda v: engine.varpar_deviance(v, reml), x, steps)
+                jac = np.stack([(engine.fixed_vcov(x + np.eye(len(x))[i] * steps[i])
+                                 - engine.fixed_vcov(x - np.eye(len(x))[i] * steps[i])) / (2 * steps[i])
+                                for i in range(len(x))])
+            try:
+                A = 2 * np.linalg.inv(H)
+            except np.linalg.LinAlgError:
+                A = 2 * np.linalg.pinv(H)
+            self._satterthwaite_parts = (A, jac)
+        A, jac = self._satterthwaite_parts
+        variance = np.einsum("ij,jk,ik->i", L, self.result.vcov, L)
+        grad = np.einsum("ij,mjk,ik->im", L, jac, L)
+        denom = np.einsum("im,mn,in->i", grad, A, grad)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df = 2 * variance**2 / denom
+        return np.where(np.isfinite(df) & (df > 0), df, np.inf)
+
+    def _inference(self, L: np.ndarray) -> dict[str, np.ndarray]:
+        est = L @ self.result.beta
+        se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.result.vcov, L))
+        df = self.degrees_of_freedom(L)
+        low, high = _ci(est, se, df, self.alpha)
+        return {"estimate": est, "std_error": se, "df": df, "ci_low": low, "ci_high": high,
+                "statistic": est / se, "p_value": _p_value(est / se, df)}
+
+    # -- coefficients --------------------------------------------------------------------------
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series(self.result.beta, index=self.term_names)
+
+    @property
+    def bse(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.result.vcov)), index=self.term_names)
+
+    @property
+    def cov_params(self) -> pd.DataFrame:
+        return pd.DataFrame(self.result.vcov, index=self.term_names, columns=self.term_names)
+
+    @property
+    def loglik(self) -> float:
+        return self.result.loglik
+
+    @property
+    def nobs(self) -> int:
+        return self.result.n_obs
+
+    def to_frame(self) -> pd.DataFrame:
+        """Fixed effects: term, estimate, std_error, ci_low, ci_high, p_value, df, statistic (t; z when df = inf)."""
+        inf = self._inference(np.eye(len(self.term_names)))
+        return pd.DataFrame({"term": self.term_names, **{k: inf[k] for k in (
+            "estimate", "std_error", "ci_low", "ci_high", "p_value", "df", "statistic")}})
+
+    def variance_components(self) -> pd.DataFrame:
+        """One row per variance (lme4's VarCorr): group, name, variance, sd; slopes named ``group name``."""
+        rows = []
+        for design, cov in zip(self.result.terms, self.result.covariances, strict=True):
+            for i, col in enumerate(design.column_names):
+                group = design.term.group if col == "Intercept" else f"{design.term.group} {col}"
+                rows.append({"group": group, "name": col, "variance": cov[i, i], "sd": np.sqrt(cov[i, i])})
+        rows.append({"group": "Residual", "name": "", "variance": self.result.sigma**2, "sd": self.result.sigma})
+        return pd.DataFrame(rows)
+
+    def random_correlations(self) -> pd.DataFrame:
+        """Correlations among a term's random effects (slopes models)."""
+        rows = []
+        for design, cov in zip(self.result.terms, self.result.covariances, strict=True):
+            sd = np.sqrt(np.diag(cov))
+            for i in range(design.q):
+                for j in range(i):
+                    corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                    rows.append({"group": design.term.group, "name_1": design.column_names[j],
+                                 "name_2": design.column_names[i], "correlation": corr})
+        return pd.DataFrame(rows, columns=["group", "name_1", "name_2", "correlation"])
+
+    def total_variance(self) -> float:
+        """Variance of a single rating around the fixed part (random intercepts + residual)."""
+        vc = self.variance_components()
+        intercepts = vc[vc["name"].isin(["Intercept", ""])]
+        return float(intercepts["variance"].sum())
+
+    def standardized_effects(self) -> pd.DataFrame:
+        """Effects in SDs of a single rating (Westfall, Kenny & Judd 2014's d for crossed designs)."""
+        frame = self.to_frame()
+        frame = frame[frame["term"] != "Intercept"].copy()
+        scale = np.sqrt(self.total_variance())
+        for source, target in (("estimate", "d"), ("ci_low", "d_ci_low"), ("ci_high", "d_ci_high")):
+            frame[target] = frame[source] / scale
+        return frame[["term", "d", "d_ci_low", "d_ci_high"]]
+
+    # -- marginal means and contrasts ------------------------------------------------------------
+    def _contrast_rows(self, factor: str) -> tuple[list[str], np.ndarray]:
+        """Rows L with Lβ = the mean prediction when every rating is set to one level (observed weights)."""
+        if factor not in self.data.columns:
+            raise RatingsError(f"model has no variable {factor!r}")
+        levels = list(self.data[factor].cat.categories) if isinstance(self.data[factor].dtype, pd.CategoricalDtype) \
+            else sorted(self.data[factor].unique())
+        categorical = isinstance(self.data[factor].dtype, pd.CategoricalDtype)
+        slices = [sl for name, sl in self.design_info.term_name_slices.items() if factor in name]
+        if len(slices) == 1 and not any(factor in n and ":" in n for n in self.design_info.term_names):
+            # Main effect only: the other columns sit at their means, the factor's columns take each level's coding.
+            grid = self.data.iloc[[0] * len(levels)].copy()
+            grid[factor] = pd.Categorical(levels, categories=levels) if categorical else levels
+            (X_levels,) = patsy.build_design_matrices([self.design_info], grid)
+            L = np.tile(self.x_mean, (len(levels), 1))
+            L[:, slices[0]] = np.asarray(X_levels)[:, slices[0]]
+            return [str(v) for v in levels], L
+        rows = []
+        for level in levels:
+            counterfactual = self.data.copy()
+            counterfactual[factor] = pd.Categorical([level] * len(counterfactual), categories=levels) \
+                if categorical else level
+            (X,) = patsy.build_design_matrices([self.design_info], counterfactual)
+            rows.append(np.asarray(X).mean(axis=0))
+        return [str(v) for v in levels], np.vstack(rows)
+
+    def emmeans(self, factor: str = "condition") -> pd.DataFrame:
+        """Estimated marginal means per level with Wald CIs."""
+        levels, L = self._contrast_rows(factor)
+        inf = self._inference(L)
+        return pd.DataFrame({factor: levels, "emmean": inf["estimate"], "std_error": inf["std_error"],
+                             "df": inf["df"], "ci_low": inf["ci_low"], "ci_high": inf["ci_high"]})
+
+    def contrasts(self, factor: str = "condition", reference: str = REFERENCE_CONDITION) -> pd.DataFrame:
+        """Every level minus the reference, Wald z tests with Holm's step-down adjustment."""
+        levels, L = self._contrast_rows(factor)
+        if reference not in levels:
+            raise RatingsError(f"reference level {reference!r} not among {levels}")
+        ref = L[levels.index(reference)]
+        others = [lv for lv in levels if lv != reference]
+        D = np.vstack([L[levels.index(lv)] - ref for lv in others])
+        inf = self._inference(D)
+        p = inf["p_value"]
+        holm = multipletests(p, method="holm")[1] if len(p) else p
+        return pd.DataFrame({"contrast": [f"{lv} - {reference}" for lv in others], "estimate": inf["estimate"],
+                             "std_error": inf["std_error"], "df": inf["df"], "ci_low": inf["ci_low"],
+                             "ci_high": inf["ci_high"], "p_value": p, "p_holm": holm,
+                             "d": inf["estimate"] / np.sqrt(self.total_variance())})
+
+    def icc(self) -> dict[str, float]:
+        """Shares of rating variance due to participants and to stimuli (random intercepts)."""
+        vc = self.variance_components().set_index("group")["variance"]
+        total = self.total_variance()
+        return {f"icc_{g}": float(vc[g] / total) for g in vc.index if g != "Residual" and " " not in g}
+
+    def predict_fixed(self, newdata: pd.DataFrame) -> pd.DataFrame:
+        """Fixed-part predictions with Wald CIs for new covariate values (dose-response curves)."""
+        (X,) = patsy.build_design_matrices([self.design_info], newdata)
+        inf = self._inference(np.asarray(X))
+        out = newdata.copy()
+        for key in ("estimate", "std_error", "df", "ci_low", "ci_high"):
+            out[key] = inf[key]
+        return out
+
+    # -- text ------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A plain-text table in lme4's layout."""
+        r = self.result
+        groups = ", ".join(f"{d.term.group}, {d.n_levels}" for d in r.terms)
+        crit = "REML criterion at convergence" if r.reml else "-2 log-likelihood"
+        lines = [
+            f"Linear mixed model fit by {'REML' if r.reml else 'maximum likelihood'} (analysis fast engine)",
+            f"Formula: {self.formula}" + (f"   [dimension: {self.dimension}]" if self.dimension else ""),
+            f"{crit}: {r.deviance:.4f}   logLik: {r.loglik:.4f}",
+            "",
+            "Random effects:",
+            self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.5f}"),
+            f"Number of obs: {r.n_obs}, groups: {groups}",
+            "",
+            "Fixed effects (t tests, Satterthwaite df):" if self._uses_satterthwaite()
+            else "Fixed effects (Wald z, normal reference):",
+            self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5f}",
+                                      formatters={"p_value": lambda v: f"{v:.3g}", "df": lambda v: f"{v:.1f}"}),
+        ]
+        if not r.converged:
+            lines.append(f"warning: optimizer did not report convergence ({r.optimizer_message})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _group_design(data: pd.DataFrame, term: RandomTerm) -> GroupDesign:
+    if term.group not in data.columns:
+        raise RatingsError(f"random-effects grouping column {term.group!r} not in the data")
+    codes, levels = pd.factorize(data[term.group], sort=True)
+    if term.expr.strip() == "1":
+        columns, names = np.ones((len(data), 1)), ["Intercept"]
+    else:
+        Z = patsy.dmatrix(term.expr, data, return_type="dataframe", NA_action="raise")
+        columns, names = Z.to_numpy(dtype=float), list(Z.columns)
+    return GroupDesign(term=term, codes=codes.astype(np.intp), levels=np.asarray(levels), columns=columns,
+                       column_names=names)
+
+
+def prepare_model_data(ratings: pd.DataFrame, *, dimension: str | None, reference: str) -> pd.DataFrame:
+    """Rows of one dimension with ``condition`` as a categorical whose first level is the reference."""
+    data = ratings
+    if dimension is not None:
+        data = data[data["dimension"] == dimension]
+        if data.empty:
+            raise RatingsError(f"no ratings for dimension {dimension!r}")
+    elif "dimension" in data.columns and data["dimension"].nunique() > 1:
+        raise RatingsError("ratings span several dimensions; pass dimension=…")
+    data = data.reset_index(drop=True).copy()
+    if "condition" in data.columns:
+        data["condition"] = pd.Categorical(data["condition"].astype(str),
+                                           categories=conditions_in_order(data, reference))
+    return data
+
+
+def fit_ratings(
+    ratings: pd.DataFrame,
+    formula: str = DEFAULT_FORMULA,
+    *,
+    dimension: str | None = None,
+    reml: bool = True,
+    reference: str = REFERENCE_CONDITION,
+    name: str = "main",
+    alpha: float = 0.05,
+    theta0: np.ndarray | None = None,
+    df_method: str = "satterthwaite",
+) -> RatingsFit:
+    """Fit ``formula`` (lme4 syntax) to one dimension's ratings with the fast crossed-LMM engine.
+
+    ``df_method``: "satterthwaite" (default; Wald z for models with many variance parameters) or "normal".
+    """
+    if df_method not in {"satterthwaite", "normal"}:
+        raise RatingsError(f"df_method must be 'satterthwaite' or 'normal', not {df_method!r}")
+    fixed_formula, random_terms = parse_formula(formula)
+    data = prepare_model_data(ratings, dimension=dimension, reference=reference)
+    data = data.dropna(subset=[t.group for t in random_terms])
+    try:
+        y, X = patsy.dmatrices(fixed_formula, data, return_type="dataframe")
+    except patsy.PatsyError as exc:
+        raise RatingsError(f"cannot build the model {fixed_formula!r}: {str(exc).splitlines()[0]}") from exc
+    data = data.loc[X.index].reset_index(drop=True)
+    groups = [_group_design(data, t) for t in random_terms]
+    with single_threaded_blas():  # small dense factorisations: BLAS threads only add contention
+        engine = CrossedLMM(y.to_numpy(dtype=float).ravel(), X.to_numpy(dtype=float), groups)
+        result = engine.fit(reml=reml, theta0=theta0)
+    return RatingsFit(formula=formula, name=name, dimension=dimension, result=result, term_names=list(X.columns),
+                      design_info=X.design_info, data=data, random_terms=random_terms, alpha=alpha,
+                      x_mean=X.to_numpy(dtype=float).mean(axis=0), engine=engine, df_method=df_method)
+
+
+@dataclass(frozen=True)
+class LikelihoodRatioTest:
+    """ML likelihood-ratio test of nested fixed effects (REML likelihoods are not comparable across X)."""
+
+    model: str
+    null: str
+    loglik_model: float
+    loglik_null: float
+    df: int
+    statistic: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, float | str | int]:
+        return self.__dict__.copy()
+
+
+def likelihood_ratio_test(ratings: pd.DataFrame, formula: str = DEFAULT_FORMULA, null_formula: str | None = None, *,
+                          dimension: str | None = None, reference: str = REFERENCE_CONDITION) -> LikelihoodRatioTest:
+    """Compare ``formula`` with ``null_formula`` (default: intercept only, same random terms) by ML."""
+    if null_formula is None:
+        _, random_terms = parse_formula(formula)
+        lhs = formula.split("~", 1)[0].strip()
+        null_formula = f"{lhs} ~ 1 + " + " + ".join(t.label for t in random_terms)
+    full = fit_ratings(ratings, formula, dimension=dimension, reml=False, reference=reference)
+    null = fit_ratings(ratings, null_formula, dimension=dimension, reml=False, reference=reference)
+    if full.nobs != null.nobs:
+        raise ModelFitError("nested models were fitted to different rows (missing covariates?)")
+    df = full.result.n_params - null.result.n_params
+    stat = max(0.0, 2 * (full.loglik - null.loglik))
+    return LikelihoodRatioTest(model=formula, null=null_formula, loglik_model=full.loglik, loglik_null=null.loglik,
+                               df=df, statistic=stat, p_value=float(stats.chi2.sf(stat, df)))

@@ -1,0 +1,91 @@
+"""Simulated ratings exports with known effects, for power analysis, tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_CONDITIONS: dict[str, float] = {
+    "baseline": 0.0,
+    "artistic-0.25": 0.25,
+    "artistic-0.5": 0.5,
+    "artistic-1.0": 1.0,
+    "symbolic": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class CrossedDesign:
+    """Who rates what: every participant rates ``ratings_per_participant`` distinct stimuli."""
+
+    n_participants: int
+    n_stimuli: int
+    ratings_per_participant: int
+    conditions: tuple[str, ...] = tuple(DEFAULT_CONDITIONS)
+
+    def assignments(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Participant index, stimulus index and stimulus condition index per rating.
+
+        Stimuli are dealt to conditions in turn and to participants in overlapping windows of a
+        shuffled order, so every stimulus gets (nearly) the same number of ratings.
+        """
+        k = min(self.ratings_per_participant, self.n_stimuli)
+        order = rng.permutation(self.n_stimuli)
+        starts = (np.arange(self.n_participants) * k) % self.n_stimuli
+        stimulus = order[(starts[:, None] + np.arange(k)[None, :]) % self.n_stimuli]
+        for row in stimulus:  # shuffle presentation order within participant
+            rng.shuffle(row)
+        participant = np.repeat(np.arange(self.n_participants), k)
+        stim_condition = np.arange(self.n_stimuli) % len(self.conditions)
+        stimulus = stimulus.ravel()
+        return participant, stimulus, stim_condition[stimulus]
+
+
+def simulate_ratings(
+    *,
+    design: CrossedDesign,
+    effects: Mapping[str, float] | None = None,
+    intercept: float = 3.0,
+    sd_participant: float = 0.8,
+    sd_stimulus: float = 0.5,
+    sd_residual: float = 1.0,
+    dimensions: Sequence[str] = ("artistry",),
+    scale: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A long-format export like the study app's, drawn from ``response ~ condition + (1|participant) + (1|stimulus)``.
+
+    ``scale=(1, 7)`` rounds and clips to a rating scale; ``None`` keeps the latent continuous response so
+    the fitted model is exactly the true one (coverage tests).
+    """
+    rng = np.random.default_rng(seed)
+    effects = dict(effects or {})
+    participant, stimulus, cond = design.assignments(rng)
+    conditions = list(design.conditions)
+    effect_by_cond = np.array([effects.get(c, 0.0) for c in conditions])
+    epsilon_by_cond = np.array([DEFAULT_CONDITIONS.get(c, 0.0) for c in conditions])
+    class_of_stimulus = rng.integers(0, 1000, size=design.n_stimuli)
+    frames = []
+    for dim in dimensions:
+        u_p = rng.normal(0.0, sd_participant, design.n_participants)
+        u_s = rng.normal(0.0, sd_stimulus, design.n_stimuli)
+        y = intercept + effect_by_cond[cond] + u_p[participant] + u_s[stimulus]
+        y = y + rng.normal(0.0, sd_residual, len(y))
+        if scale is not None:
+            y = np.clip(np.round(y), scale[0], scale[1])
+        frames.append(pd.DataFrame({
+            "participant": np.char.add("P", np.char.zfill(participant.astype(str), 5)),
+            "stimulus": np.char.add("S", np.char.zfill(stimulus.astype(str), 5)),
+            "condition": np.asarray(conditions, dtype=object)[cond],
+            "epsilon": epsilon_by_cond[cond],
+            "class_index": class_of_stimulus[stimulus],
+            "dimension": dim,
+            "response": y,
+            "rt_ms": np.round(rng.lognormal(np.log(1800), 0.35, len(y))).astype(int),
+            "trial_index": np.tile(np.arange(min(design.ratings_per_participant, design.n_stimuli)),
+                                   design.n_participants),
+        }))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,81 @@
+"""The report: every section, self-contained HTML, the CSV/LaTeX contracts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import build_report
+from tests.analysis.exports import study_export
+
+SECTIONS = ["sample", "distributions", "dose-response", "classes", "models", "reliability", "correlation", "images",
+            "methods", "results"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("study")
+    export = study_export(folder)
+    export.loc[export["participant"] == "P00001", "rt_ms"] = 120  # one fast responder
+    csv = folder / "ratings.csv"
+    export.to_csv(csv, index=False)
+    return build_report(csv, folder / "out", n_splits=20)
+
+
+def test_report_is_one_self_contained_file_with_every_section(report):
+    html = report.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html, section
+    sources = re.findall(r'<img[^>]+src="([^"]+)"', html)
+    assert len(sources) >= 8
+    assert all(src.startswith("data:image/") for src in sources), "report must embed every image"
+    assert "P00001" not in html or "fast" in html
+    assert "χ²(4)" in html and "Krippendorff" in html
+    assert "top · S" in html and "bottom · S" in html  # image grid from image_path
+
+
+def test_fixed_effects_and_variance_contracts(report):
+    out = report.parent
+    fixed = pd.read_csv(out / "fixed_effects.csv")
+    assert list(fixed.columns) == ["dimension", "model", "term", "estimate", "std_error", "ci_low", "ci_high",
+                                   "p_value"]
+    main = fixed[fixed["model"] == "main"]
+    assert set(main["dimension"]) == {"artistry", "symbolism"}
+    assert "Intercept" in set(main["term"]) and "condition[T.artistic-0.5]" in set(main["term"])
+    assert {"main", "dose_linear", "dose_spline", "class", "descriptors", "slopes"} <= set(fixed["model"])
+    assert "standardize(colorfulness)" in set(fixed.loc[fixed["model"] == "descriptors", "term"])
+    vc = pd.read_csv(out / "variance_components.csv")
+    assert list(vc.columns) == ["dimension", "model", "group", "variance", "sd", "reml_loglik"]
+    main_vc = vc[vc["model"] == "main"]
+    assert main_vc.groupby("dimension")["group"].apply(list).tolist() == [["participant", "stimulus", "Residual"]] * 2
+
+
+def test_exclusions_reliability_and_latex(report):
+    out = report.parent
+    flow = pd.read_csv(out / "exclusions.csv").set_index("step")
+    assert flow.loc["practice", "ratings_excluded"] == 36
+    assert flow.loc["fast", "participants_excluded"] == 1
+    assert flow.loc["attention_rows", "ratings_excluded"] == 36  # check trials leave before the models
+    reliability = pd.read_csv(out / "reliability.csv")
+    assert {"dimension", "icc_participant", "icc_stimulus", "split_half", "alpha_interval",
+            "alpha_ordinal"} <= set(reliability.columns)
+    for name in ("fixed_effects", "variance_components", "exclusions", "reliability", "contrasts"):
+        tex = (out / f"{name}.tex").read_text()
+        assert "\\begin{tabular}" in tex and "\\caption" in tex
+
+
+def test_minimal_single_dimension_export_still_renders_every_section(tmp_path):
+    """Only the required columns, one dimension, a DataFrame in (as the study app's task passes it)."""
+    from analysis.simulation import CrossedDesign, simulate_ratings
+
+    ratings = simulate_ratings(design=CrossedDesign(20, 20, 10), effects={"artistic-1.0": 0.5}, scale=(1, 7), seed=3)
+    path = build_report(ratings, tmp_path / "out", slopes=False, ordinal=False, n_splits=5)
+    html = path.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html, section
+    assert "no image grid" in html and "Needs two rated dimensions" in html
+    fixed = pd.read_csv(tmp_path / "out" / "fixed_effects.csv")
+    assert set(fixed["dimension"]) == {"artistry"} and "slopes" not in set(fixed["model"])
