@@ -35,7 +35,8 @@ class MissingColumnsError(RatingsError):
 def _as_bool(series: pd.Series, name: str) -> pd.Series:
     """Exports written by spreadsheets or CSV round-trips carry booleans as strings; accept both."""
     if pd.api.types.is_bool_dtype(series):
-        return series.astype(bool)
+        # Nullable booleans (the study export's `attention_passed` is empty off attention checks).
+        return series.fillna(False).astype(bool)
     text = series.astype("string").str.strip().str.lower().fillna("")
     unknown = sorted(set(text.unique()) - _TRUE - _FALSE)
     if unknown:

@@ -102,3 +102,18 @@ def test_boolean_strings_are_understood(ratings):
     loaded = load_ratings(ratings)
     assert loaded["is_practice"].dtype == bool
     assert loaded["is_practice"].sum() == (ratings["is_practice"] == "True").sum()
+
+
+def test_nullable_booleans_with_missing_values_are_understood(ratings):
+    """The study app's DataFrame carries `attention_passed` as a nullable boolean, empty off checks."""
+    df = ratings.copy()
+    first = df["participant"].iloc[0]
+    df["is_attention_check"] = pd.array([False] * len(df), dtype="boolean")
+    df["attention_passed"] = pd.array([pd.NA] * len(df), dtype="boolean")
+    rows = df.index[df["participant"] == first][:2]
+    df.loc[rows, "is_attention_check"] = True
+    df.loc[rows, "attention_passed"] = False
+    checked = load_ratings(df)
+    assert checked["attention_passed"].dtype == bool
+    outcome = apply_exclusions(checked, ExclusionRules(max_failed_attention=2))
+    assert set(outcome.excluded["participant"]) == {first}
