@@ -148,6 +148,7 @@ class Participant(models.Model):
     is_pilot = models.BooleanField(default=False, db_index=True)
     step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONSENT, db_index=True)
     position = models.PositiveIntegerField(default=0, help_text="Index of the current trial.")
+    trial_count = models.PositiveIntegerField(default=0, help_text="Length of the frozen trial list.")
     seed = models.BigIntegerField(null=True, blank=True, help_text="Seed of the randomised trial list.")
     group = models.CharField(max_length=50, blank=True, help_text="Between-subject level.")
     attention_failures = models.PositiveIntegerField(default=0)
@@ -155,6 +156,9 @@ class Participant(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     consented_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(
+        null=True, blank=True, help_text="Released as abandoned: no longer counted for quotas and balancing."
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -169,6 +173,8 @@ class Participant(models.Model):
     def status(self) -> str:
         if self.step == self.Step.DONE:
             return "completed"
+        if self.released_at:
+            return "released"
         if self.step == self.Step.DECLINED:
             return "declined"
         return "in_progress"
@@ -245,6 +251,7 @@ class StudyReport(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reports")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    options = models.JSONField(default=dict, blank=True, help_text="Keyword options of analysis.build_report.")
     folder = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
     files = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)

@@ -57,6 +57,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# A calm page for participants whose form went stale (e.g. after a long break), not Django's debug 403.
+CSRF_FAILURE_VIEW = "study.views.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

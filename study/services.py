@@ -1,0 +1,442 @@
+"""Writes: entering, consenting (assignment), answering, the questionnaire, publishing and exporting.
+
+Every step that moves a participant is a compare-and-set UPDATE on the participant row inside
+`transaction.atomic`, so a double click, a reload, a second tab or two racing requests move them exactly once;
+the unique constraints on trials and ratings are the backstop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import random
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.errors import SetupError
+from study import selectors
+from study.assignment import ScaleRange, StimulusRef, plan_trials
+from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, StudyReport, Trial
+from study.spec import StudySpec, StudySpecError
+
+ACCEPTING_NEW = {Study.Status.PILOT, Study.Status.LIVE}
+MAX_RT_MS = 60 * 60 * 1000
+
+
+class StudyUnavailable(Exception):
+    """The study takes no new participants; `reason` is closed, paused, draft or full."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadSubmission(Exception):
+    """A request no honest page can produce (missing or out-of-range answer, a future trial): answered with 400."""
+
+
+class StudyNotReady(SetupError):
+    """Publishing refused; the message lists what is missing."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("study is not ready: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    recorded: bool  # False: a duplicate of an answer already stored (idempotent resubmission)
+
+
+def pseudonym_for(*, source: str, external_id: str) -> str:
+    """Keyed hash of a recruitment id: stable for resuming, useless without the key (settings.PSEUDONYM_KEY)."""
+    key = settings.PSEUDONYM_KEY.encode()
+    return hmac.new(key, f"{source}:{external_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def participant_enter(*, study: Study, source: str, external_id: str, recruitment: Mapping[str, str] | None = None,
+                      user_agent: str = "", pilot: bool = False) -> Participant:
+    """Find or create the participant for a recruitment id; the same id never starts twice.
+
+    A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full.
+    """
+    pseudonym = pseudonym_for(source=source, external_id=external_id)
+    existing = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
+    if existing is not None:
+        return existing
+    if not pilot:
+        if study.status not in ACCEPTING_NEW:
+            raise StudyUnavailable(study.status)
+        if study.status == Study.Status.LIVE and selectors.study_is_full(study=study):
+            raise StudyUnavailable("full")
+    hashed = {
+        key: pseudonym_for(source=key, external_id=value) for key, value in (recruitment or {}).items() if value
+    }
+    try:
+        with transaction.atomic():
+            return Participant.objects.create(
+                study=study, pseudonym=pseudonym, source=source, recruitment=hashed,
+                is_pilot=pilot or study.status == Study.Status.PILOT, user_agent=user_agent[:300],
+            )
+    except IntegrityError:
+        # Two tabs opened the link at the same moment: the other request created it; use that one.
+        return Participant.objects.get(study=study, pseudonym=pseudonym)
+
+
+def participant_decline(*, participant: Participant) -> Participant:
+    with transaction.atomic():
+        Participant.objects.filter(pk=participant.pk, step=Participant.Step.CONSENT).update(
+            step=Participant.Step.DECLINED
+        )
+    participant.refresh_from_db()
+    return participant
+
+
+def _scales(dimensions: list[RatingDimension]) -> list[ScaleRange]:
+    return [ScaleRange(name=d.name, minimum=d.minimum, maximum=d.maximum, is_slider=d.kind == d.Kind.SLIDER)
+            for d in dimensions]
+
+
+def participant_consent(*, participant: Participant) -> Participant:
+    """Consent and assignment in one transaction, serialised per study so concurrent arrivals stay balanced.
+
+    The first statement is a write on the study row: PostgreSQL takes its row lock, SQLite its write lock, so the
+    allocation counts read next cannot change under us. Raises StudyUnavailable('full') when the quota is reached.
+    """
+    with transaction.atomic():
+        Study.objects.filter(pk=participant.study_id).update(assignment_serial=F("assignment_serial") + 1)
+        current = Participant.objects.select_related("study").get(pk=participant.pk)
+        if current.step != Participant.Step.CONSENT:
+            return current
+        study = current.study
+        if not current.is_pilot and study.status not in ACCEPTING_NEW:
+            raise StudyUnavailable(study.status)  # closed or paused while the consent page was open
+        if not current.is_pilot and study.max_participants is not None and (
+            selectors.study_enrolled_count(study=study) >= study.max_participants
+        ):
+            raise StudyUnavailable("full")
+        dimensions = list(study.dimensions.all())
+        seed = secrets.randbits(62)
+        rng = random.Random(seed)
+        group = ""
+        if study.between_factor == Study.BetweenFactor.DIMENSION:
+            counts = selectors.group_counts(study=study)
+            group = min((d.name for d in dimensions), key=lambda name: (counts.get(name, 0), rng.random()))
+            dimensions = [d for d in dimensions if d.name == group]
+        pool = [StimulusRef(id=pk, condition=c)
+                for pk, c in selectors.study_stimuli(study=study).values_list("pk", "condition")]
+        if len(pool) < study.trials_per_participant:
+            raise StudyUnavailable("not_ready")
+        counts = {} if current.is_pilot else selectors.stimulus_allocation_counts(study=study)
+        plan = plan_trials(
+            pool=pool, counts=counts, scales=_scales(dimensions), n_rated=study.trials_per_participant,
+            n_practice=study.practice_trials, n_attention=study.attention_checks, layout=study.layout,
+            max_run=study.max_run_length, rng=rng,
+        )
+        Trial.objects.bulk_create([
+            Trial(participant=current, index=i, kind=t.kind, stimulus_id=t.stimulus_id, dimensions=list(t.dimensions),
+                  block=t.block, expected_value=t.expected_value)
+            for i, t in enumerate(plan)
+        ])
+        Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(
+            step=Participant.Step.INSTRUCTIONS, consented_at=timezone.now(), seed=seed, group=group, position=0,
+            trial_count=len(plan),
+        )
+    current.refresh_from_db()
+    return current
+
+
+def participants_release(*, participants: QuerySet[Participant]) -> int:
+    """Release abandoned participants (e.g. returned or timed out on Prolific) so their stimuli go to newcomers.
+
+    Completed and declined participants are never released; their data stay in the export, marked 'released'.
+    """
+    with transaction.atomic():
+        return participants.filter(released_at=None, consented_at__isnull=False).exclude(
+            step__in=[Participant.Step.DONE, Participant.Step.DECLINED]
+        ).update(released_at=timezone.now())
+
+
+def participant_start_trials(*, participant: Participant) -> Participant:
+    with transaction.atomic():
+        Participant.objects.filter(pk=participant.pk, step=Participant.Step.INSTRUCTIONS).update(
+            step=Participant.Step.TRIALS
+        )
+    participant.refresh_from_db()
+    return participant
+
+
+def trial_mark_shown(*, trial: Trial) -> None:
+    """Server-side shown timestamp: the first time the trial was served; reloads are counted, not re-stamped."""
+    Trial.objects.filter(pk=trial.pk).update(shown_at=Coalesce("shown_at", Value(timezone.now())),
+                                             shown_count=F("shown_count") + 1)
+
+
+def parse_rt(value: object) -> int | None:
+    """Client RTs are advisory: absent or implausible values become missing, never an error."""
+    try:
+        rt = round(float(str(value)))
+    except (TypeError, ValueError):
+        return None
+    return rt if 0 <= rt <= MAX_RT_MS else None
+
+
+def response_record(*, trial: Trial, dimension: RatingDimension, value: float, rt_ms: int | None) -> Rating:
+    """Store one rating; the (trial, dimension) unique constraint makes a second copy impossible."""
+    with transaction.atomic(savepoint=False):
+        return Rating.objects.create(trial=trial, dimension=dimension, value=value, rt_ms=rt_ms)
+
+
+def _parse_value(raw: object, dimension: RatingDimension) -> float:
+    try:
+        value = float(str(raw))
+    except (TypeError, ValueError):
+        raise BadSubmission(f"no valid answer for {dimension.name}") from None
+    if math.isnan(value) or not dimension.minimum <= value <= dimension.maximum:  # NaN or out of range
+        raise BadSubmission(f"answer for {dimension.name} out of range")
+    if dimension.kind == RatingDimension.Kind.LIKERT and value != int(value):
+        raise BadSubmission(f"answer for {dimension.name} must be a whole scale point")
+    return value
+
+
+def trial_answer(*, participant: Participant, index: object, answers: Mapping[str, object],
+                 rt_ms: object = None, rt_by_dimension: Mapping[str, object] | None = None) -> AnswerOutcome:
+    """Record the answers to the participant's current trial exactly once and move them on.
+
+    An index below the current position is a resubmission (double click, back button): nothing is stored. An index
+    that is not a number, points past the current trial or lacks a valid answer is a BadSubmission.
+    """
+    try:
+        index = int(str(index))
+    except (TypeError, ValueError):
+        raise BadSubmission("trial index is not a number") from None
+    if participant.step != Participant.Step.TRIALS:
+        if participant.step in {Participant.Step.QUESTIONNAIRE, Participant.Step.DONE} and index >= 0:
+            return AnswerOutcome(recorded=False)
+        raise BadSubmission("not at the trials step")
+    if index < participant.position:
+        return AnswerOutcome(recorded=False)
+    if index > participant.position:
+        raise BadSubmission("not the current trial")
+    trial = Trial.objects.filter(participant=participant, index=index).first()
+    if trial is None:
+        raise BadSubmission("no such trial")
+    dimensions = {d.name: d for d in RatingDimension.objects.filter(study_id=participant.study_id,
+                                                                     name__in=trial.dimensions)}
+    if len(dimensions) != len(trial.dimensions):
+        raise BadSubmission("a rating dimension of this trial was removed from the study")
+    values = {name: _parse_value(answers.get(name), dimensions[name]) for name in trial.dimensions}
+    rts = rt_by_dimension or {}
+    trial_rt = parse_rt(rt_ms)
+    now = timezone.now()
+    last = index + 1 >= participant.trial_count
+    with transaction.atomic():
+        # Compare-and-set on (step, position): of two racing submissions of this trial exactly one moves on.
+        moved = Participant.objects.filter(pk=participant.pk, step=Participant.Step.TRIALS, position=index,
+                                           released_at=None).update(
+            position=index + 1, step=Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS,
+        )
+        if not moved:
+            return AnswerOutcome(recorded=False)
+        for name, value in values.items():
+            response_record(trial=trial, dimension=dimensions[name], value=value,
+                            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt)
+        passed = None
+        if trial.kind == Trial.Kind.ATTENTION:
+            given = values[trial.dimensions[0]]
+            tolerance = 5 if dimensions[trial.dimensions[0]].kind == RatingDimension.Kind.SLIDER else 0
+            passed = abs(given - trial.expected_value) <= tolerance
+            if not passed:
+                Participant.objects.filter(pk=participant.pk).update(attention_failures=F("attention_failures") + 1)
+                participant.attention_failures += 1
+        Trial.objects.filter(pk=trial.pk).update(answered_at=now, rt_ms=trial_rt, attention_passed=passed,
+                                                  shown_at=trial.shown_at or now)
+    participant.position = index + 1
+    participant.step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
+    return AnswerOutcome(recorded=True)
+
+
+def questionnaire_submit(*, participant: Participant, answers: Mapping[str, object]) -> AnswerOutcome:
+    """Store the questionnaire once and complete the participant."""
+    with transaction.atomic():
+        moved = Participant.objects.filter(pk=participant.pk, step=Participant.Step.QUESTIONNAIRE,
+                                           released_at=None).update(
+            step=Participant.Step.DONE, completed_at=timezone.now()
+        )
+        if not moved:
+            return AnswerOutcome(recorded=False)
+        QuestionnaireResponse.objects.create(
+            participant=participant, age_band=answers["age_band"], gender=answers["gender"],
+            art_training=answers["art_training"], art_expertise=answers["art_expertise"],
+            comment=answers.get("comment", ""),
+        )
+    participant.refresh_from_db()
+    return AnswerOutcome(recorded=True)
+
+
+def study_set_status(*, study: Study, status: str) -> Study:
+    """Change status; going to pilot or live checks readiness first and says what is missing."""
+    if status not in Study.Status.values:
+        raise SetupError(f"unknown status {status!r}; use one of {', '.join(Study.Status.values)}")
+    if status in ACCEPTING_NEW:
+        problems = selectors.study_readiness_problems(study=study)
+        if problems:
+            raise StudyNotReady(problems)
+    updates = {"status": status}
+    if status == Study.Status.LIVE and study.published_at is None:
+        updates["published_at"] = timezone.now()
+    Study.objects.filter(pk=study.pk).update(**updates)
+    study.refresh_from_db()
+    return study
+
+
+def study_publish(*, study: Study) -> Study:
+    return study_set_status(study=study, status=Study.Status.LIVE)
+
+
+def ratings_export(*, study: Study, path: Path, include_pilot: bool = False) -> int:
+    """Write the long-format ratings file (CSV or Parquet by extension) atomically; returns the row count."""
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".parquet"}:
+        raise SetupError(f"cannot export to {path.name}: use a .csv or .parquet file name")
+    frame = selectors.ratings_frame(study=study, include_pilot=include_pilot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    if suffix == ".csv":
+        frame.to_csv(partial, index=False)
+    else:
+        frame.to_parquet(partial, index=False)
+    partial.replace(path)
+    return len(frame)
+
+
+def _design_of_study(study: Study) -> dict[str, object]:
+    return {
+        "stimulus_sets": sorted(study.stimulus_sets.values_list("name", flat=True)),
+        "conditions": sorted(study.conditions),
+        "dimensions": [(d.name, d.kind, d.points) for d in study.dimensions.all()],
+        "layout": study.layout,
+        "between_subject": study.between_factor,
+        "trials_per_participant": study.trials_per_participant,
+        "practice_trials": study.practice_trials,
+        "attention_checks": study.attention_checks,
+    }
+
+
+def _design_of_spec(spec: StudySpec) -> dict[str, object]:
+    return {
+        "stimulus_sets": sorted(spec.stimulus_sets),
+        "conditions": sorted(spec.conditions),
+        "dimensions": [(d.name, d.kind, d.points) for d in spec.dimensions],
+        "layout": spec.layout,
+        "between_subject": spec.between_subject,
+        "trials_per_participant": spec.trials_per_participant,
+        "practice_trials": spec.practice_trials,
+        "attention_checks": spec.attention_checks,
+    }
+
+
+def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
+    """Create or update a study from its spec (by slug); returns (study, created).
+
+    Once real participants exist, design changes (stimuli, dimensions, trial counts) are refused unless forced,
+    because they would make earlier and later data incomparable; texts and quotas may always change.
+    """
+    from generation.models import Stimulus, StimulusSet
+
+    sets = []
+    for name in spec.stimulus_sets:
+        stimulus_set = StimulusSet.objects.filter(name=name).first()
+        if stimulus_set is None:
+            raise StudySpecError(
+                f"stimulus_sets: no stimulus set named {name!r} "
+                "(render it first: python manage.py render_set SPEC.yaml)"
+            )
+        sets.append(stimulus_set)
+    if spec.conditions and sets:
+        present = set(Stimulus.objects.filter(stimulus_set__in=sets).values_list("condition", flat=True))
+        absent = [c for c in spec.conditions if c not in present]
+        if absent:
+            raise StudySpecError(
+                f"conditions: {', '.join(map(repr, absent))} not in the stimulus set(s) "
+                f"(they have: {', '.join(sorted(present)) or 'no stimuli'})"
+            )
+    with transaction.atomic():
+        study = Study.objects.select_for_update().filter(slug=spec.slug).first()
+        created = study is None
+        if study is None:
+            study = Study(slug=spec.slug)
+        elif not force and Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False).exists():
+            before, after = _design_of_study(study), _design_of_spec(spec)
+            changed = [key for key in before if before[key] != after[key]]
+            if changed:
+                raise StudySpecError(
+                    f"{changed[0]}: cannot change the design of study {spec.slug!r} after participants started "
+                    f"(changed: {', '.join(changed)}); make a new study or pass --force"
+                )
+        study.title = spec.title
+        study.consent_text = spec.consent
+        study.instructions = spec.instructions
+        study.debrief = spec.debrief
+        study.conditions = spec.conditions
+        study.layout = spec.layout
+        study.between_factor = spec.between_subject
+        study.trials_per_participant = spec.trials_per_participant
+        study.practice_trials = spec.practice_trials
+        study.attention_checks = spec.attention_checks
+        study.max_run_length = spec.max_run_length
+        study.max_participants = spec.max_participants
+        study.completion_code = spec.completion_code
+        study.completion_url_template = spec.completion_url
+        study.no_consent_url = spec.no_consent_url
+        study.languages = spec.languages
+        study.source = spec.raw
+        study.save()
+        study.stimulus_sets.set(sets)
+        keep = []
+        for order, d in enumerate(spec.dimensions):
+            dimension, _ = RatingDimension.objects.update_or_create(
+                study=study, name=d.name,
+                defaults={"prompt": d.prompt, "kind": d.kind, "points": d.points, "low_label": d.low_label,
+                          "high_label": d.high_label, "order": order},
+            )
+            keep.append(dimension.pk)
+        stale = study.dimensions.exclude(pk__in=keep)
+        if stale.filter(ratings__isnull=False).exists():
+            raise StudySpecError(f"dimensions: cannot remove {', '.join(stale.values_list('name', flat=True))}: "
+                                 "it already has ratings")
+        stale.delete()
+        if spec.status != study.status:
+            study_set_status(study=study, status=spec.status)
+    study.refresh_from_db()
+    return study, created
+
+
+def study_report_request(*, study: Study, options: Mapping[str, object] | None = None) -> StudyReport:
+    """Queue the analysis report of a study (runs in-process when no broker is configured).
+
+    `options` go to `analysis.build_report`; the default comes from settings.STUDY_REPORT_OPTIONS (if set).
+    """
+    from config.celery import require_broker
+    from study.tasks import study_report_build
+
+    require_broker()
+    if options is None:
+        options = getattr(settings, "STUDY_REPORT_OPTIONS", {})
+    report = StudyReport.objects.create(study=study, options={"title": study.title, **dict(options)})
+    transaction.on_commit(lambda: _dispatch_report(report.pk, study_report_build))
+    return report
+
+
+def _dispatch_report(report_id: int, task) -> None:
+    result = task.delay(report_id)
+    StudyReport.objects.filter(pk=report_id).update(celery_task_id=result.id or "")

@@ -1,0 +1,42 @@
+"""Celery tasks of the study app: building the analysis report of a study."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from study import services
+from study.models import StudyReport
+
+
+@shared_task(name="study.build_report")
+def study_report_build(report_id: int) -> str:
+    """Export the study's ratings and run `analysis.build_report` on them; files land in MEDIA_ROOT/reports/."""
+    report = StudyReport.objects.select_related("study").get(pk=report_id)
+    StudyReport.objects.filter(pk=report_id).update(status=StudyReport.Status.RUNNING)
+    folder = Path("reports") / f"{report.study.slug}-{report.pk}"
+    out_dir = Path(settings.MEDIA_ROOT) / folder
+    try:
+        from analysis import build_report  # the analysis package is optional for the survey itself
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        import pandas as pd
+
+        services.ratings_export(study=report.study, path=out_dir / "ratings.csv")
+        # The report reads exactly the file a researcher would download, so both always agree.
+        build_report(pd.read_csv(out_dir / "ratings.csv"), out_dir, **report.options)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported on the report row, where researchers look
+        StudyReport.objects.filter(pk=report_id).update(
+            status=StudyReport.Status.FAILED, finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-4000:]}",
+        )
+        return "failed"
+    files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
+    StudyReport.objects.filter(pk=report_id).update(
+        status=StudyReport.Status.DONE, folder=str(folder), files=files, finished_at=timezone.now(), error=""
+    )
+    return "done"

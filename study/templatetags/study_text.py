@@ -1,0 +1,18 @@
+"""Researcher-written texts as paragraphs: blank lines separate paragraphs, single line breaks are spaces."""
+
+from __future__ import annotations
+
+import re
+
+from django import template
+from django.utils.html import escape, format_html_join
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+
+@register.filter
+def paragraphs(text: str) -> SafeString:
+    """Like YAML folded text: what reads well in a study file reads well on the page (HTML is escaped)."""
+    blocks = [" ".join(line.strip() for line in block.splitlines()) for block in re.split(r"\n\s*\n", text or "")]
+    return format_html_join("\n", "<p>{}</p>", ((escape(b),) for b in blocks if b.strip()))

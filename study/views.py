@@ -1,0 +1,232 @@
+"""Participant pages: thin translations of HTTP into study.services calls (oTree-style page sequence).
+
+One URL per participant renders whatever step they are at, so reload, back, a second tab or a returning link all
+land on the current step. Every POST names the step it answers; a stale one is redirected, a forged one gets 4xx.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare, get_random_string
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from study import selectors, services
+from study.forms import QuestionnaireForm
+from study.models import Participant, RatingDimension, Study, Trial
+
+RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
+UNAVAILABLE_MESSAGES = {
+    "full": "Thank you for your interest. This study has reached the number of participants it needs.",
+    "closed": "Thank you for your interest. This study is closed.",
+    "paused": "This study is paused at the moment. Please try again later.",
+    "draft": "This study is not open yet.",
+    "not_ready": "This study is not open yet.",
+    "released": "This session has expired, so no further answers can be recorded. Thank you for your time.",
+}
+
+
+class SeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+COOKIE_SALT = "study.participant"
+COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+
+
+def _cookie_name(slug: str) -> str:
+    return f"study-{slug}"
+
+
+def _bound_participant_id(request: HttpRequest, slug: str) -> str:
+    """The participant this browser belongs to: a signed cookie (no session row to read on every request)."""
+    return request.get_signed_cookie(_cookie_name(slug), default="", salt=COOKIE_SALT)
+
+
+def _error(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    return render(request, "study/error.html", {"message": message, "status": status}, status=status)
+
+
+def _unavailable(request: HttpRequest, study: Study, reason: str) -> HttpResponse:
+    message = UNAVAILABLE_MESSAGES.get(reason, UNAVAILABLE_MESSAGES["closed"])
+    return render(request, "study/unavailable.html", {"study": study, "message": message, "reason": reason})
+
+
+def _page_url(participant: Participant) -> str:
+    return reverse("study:page", kwargs={"slug": participant.study.slug, "participant_id": participant.public_id})
+
+
+def _bind(request: HttpRequest, participant: Participant) -> HttpResponse:
+    response = SeeOther(_page_url(participant))
+    response.set_signed_cookie(_cookie_name(participant.study.slug), participant.public_id, salt=COOKIE_SALT,
+                               max_age=COOKIE_MAX_AGE, httponly=True, samesite="Lax", secure=request.is_secure(),
+                               path=f"/s/{participant.study.slug}/")
+    return response
+
+
+def _recruitment(request: HttpRequest) -> tuple[str, str, dict[str, str]] | None:
+    """(source, external id, other parameters) from the query string; None when no id was given."""
+    params = request.GET
+    for key, source in (("PROLIFIC_PID", "prolific"), ("pid", "pid")):
+        if params.get(key):
+            extra = {k: params[k] for k in ("STUDY_ID", "SESSION_ID") if params.get(k)}
+            return source, params[key], extra
+    return None
+
+
+@never_cache
+@require_GET
+def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """The recruitment link: /s/<slug>/?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=... (or ?pid=...)."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        return _error(request, 404, "There is no study at this address. Please check the link you were given.")
+    recruitment = _recruitment(request)
+    if recruitment is None:
+        bound = _bound_participant_id(request, slug)
+        participant = Participant.objects.filter(study=study, public_id=bound).first() if bound else None
+        if participant is not None:
+            return SeeOther(_page_url(participant))
+        recruitment = ("anonymous", get_random_string(24), {})
+    source, external_id, extra = recruitment
+    if not RECRUITMENT_ID.match(external_id) or any(not RECRUITMENT_ID.match(v) for v in extra.values()):
+        return _error(request, 400, "The link you followed is malformed. Please use the link you were given.")
+    try:
+        participant = services.participant_enter(
+            study=study, source=source, external_id=external_id, recruitment=extra,
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except services.StudyUnavailable as exc:
+        return _unavailable(request, study, exc.reason)
+    return _bind(request, participant)
+
+
+@never_cache
+@require_GET
+def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """Pilot link from the admin: a fresh, flagged participant through the full flow, outside every quota."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None or not constant_time_compare(token, study.pilot_token):
+        return _error(request, 404, "This preview link is not valid.")
+    if selectors.study_readiness_problems(study=study):
+        return _unavailable(request, study, "not_ready")
+    participant = services.participant_enter(study=study, source="pilot", external_id=get_random_string(24),
+                                             user_agent=request.headers.get("User-Agent", ""), pilot=True)
+    return _bind(request, participant)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def participant_page(request: HttpRequest, slug: str, participant_id: str) -> HttpResponse:
+    participant = Participant.objects.select_related("study").filter(public_id=participant_id,
+                                                                     study__slug=slug).first()
+    if participant is None:
+        return _error(request, 404, "This page does not exist. Please use the link you were given.")
+    if not constant_time_compare(_bound_participant_id(request, slug), participant.public_id):
+        return _error(request, 403, "This page belongs to another session. Please use the link you were given.")
+    if participant.released_at is not None and participant.step != Participant.Step.DONE:
+        return _unavailable(request, participant.study, "released")
+    if request.method == "POST":
+        return _handle_post(request, participant)
+    return _render_step(request, participant)
+
+
+def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse:
+    step = request.POST.get("step", "")
+    if step not in Participant.Step.values:
+        return _error(request, 400, "This request was not understood.")
+    if step != participant.step:
+        # A stale form (back button, second tab, double click): the server's state wins.
+        return SeeOther(_page_url(participant))
+    try:
+        if step == Participant.Step.CONSENT:
+            choice = request.POST.get("choice")
+            if choice == "agree":
+                services.participant_consent(participant=participant)
+            elif choice == "decline":
+                services.participant_decline(participant=participant)
+            else:
+                return _error(request, 400, "Please choose whether you consent.")
+        elif step == Participant.Step.INSTRUCTIONS:
+            services.participant_start_trials(participant=participant)
+        elif step == Participant.Step.TRIALS:
+            names = {k for k in request.POST if k not in {"csrfmiddlewaretoken", "step", "trial", "rt_ms"}}
+            answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
+            rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
+            services.trial_answer(participant=participant, index=request.POST.get("trial"), answers=answers,
+                                  rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+        elif step == Participant.Step.QUESTIONNAIRE:
+            form = QuestionnaireForm(request.POST)
+            if not form.is_valid():
+                return _render_step(request, participant, form=form, status=400)
+            services.questionnaire_submit(participant=participant, answers=form.cleaned_data)
+        else:
+            return SeeOther(_page_url(participant))
+    except services.BadSubmission as exc:
+        return _error(request, 400, f"This answer could not be accepted ({exc}). Please go back to the study.")
+    except services.StudyUnavailable as exc:
+        return _unavailable(request, participant.study, exc.reason)
+    return SeeOther(_page_url(participant))
+
+
+def _render_step(request: HttpRequest, participant: Participant, *, form: QuestionnaireForm | None = None,
+                 status: int = 200) -> HttpResponse:
+    study = participant.study
+    context = {"study": study, "participant": participant, "step": participant.step,
+               "action": _page_url(participant)}
+    step = participant.step
+    if step == Participant.Step.CONSENT:
+        return render(request, "study/consent.html", context, status=status)
+    if step == Participant.Step.DECLINED:
+        return render(request, "study/declined.html", context, status=status)
+    if step == Participant.Step.INSTRUCTIONS:
+        context["dimensions"] = list(study.dimensions.all())
+        if participant.group:
+            context["dimensions"] = [d for d in context["dimensions"] if d.name == participant.group]
+        return render(request, "study/instructions.html", context, status=status)
+    if step == Participant.Step.TRIALS:
+        return _render_trial(request, participant, context)
+    if step == Participant.Step.QUESTIONNAIRE:
+        context["form"] = form or QuestionnaireForm()
+        return render(request, "study/questionnaire.html", context, status=status)
+    context["completion_url"] = study.completion_url
+    return render(request, "study/done.html", context, status=status)
+
+
+def _render_trial(request: HttpRequest, participant: Participant, context: dict) -> HttpResponse:
+    position = participant.position
+    nearby = {t.index: t for t in participant.trials.select_related("stimulus").filter(
+        index__in=[position - 1, position, position + 1])}
+    current, previous, upcoming = nearby[position], nearby.get(position - 1), nearby.get(position + 1)
+    services.trial_mark_shown(trial=current)
+    dimensions = {d.name: d for d in participant.study.dimensions.all()}
+    counts = dict.fromkeys(Trial.Kind.values, 0)
+    counts.update(participant.trials.values_list("kind").annotate(n=Count("pk")))
+    n_practice = counts[Trial.Kind.PRACTICE]
+    is_practice = current.kind == Trial.Kind.PRACTICE
+    context.update({
+        "trial": current,
+        "image_url": current.stimulus.image.url,
+        "next_image_url": upcoming.stimulus.image.url if upcoming else "",
+        "dimensions": [dimensions[name] for name in current.dimensions if name in dimensions],
+        "is_practice": is_practice,
+        "is_attention": current.kind == Trial.Kind.ATTENTION,
+        "number": current.index + 1 if is_practice else current.index + 1 - n_practice,
+        "total": n_practice if is_practice else counts[Trial.Kind.RATING] + counts[Trial.Kind.ATTENTION],
+        "practice_over": bool(previous and previous.kind == Trial.Kind.PRACTICE and not is_practice),
+        "new_block": bool(previous and not is_practice and previous.kind != Trial.Kind.PRACTICE
+                          and previous.block != current.block),
+        "slider": RatingDimension.Kind.SLIDER,
+    })
+    return render(request, "study/trial.html", context)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """For settings.CSRF_FAILURE_VIEW: a calm 403 page (usually cookies blocked or a very old tab)."""
+    return _error(request, 403, "Your browser sent an expired or incomplete form. Please reload the page and "
+                                "make sure cookies are allowed for this site.")
