@@ -22,7 +22,7 @@ install-dev: $(VENV)/.installed-dev
 ## demo: install, migrate, create an admin and demo data, then serve on http://127.0.0.1:8000
 demo: install
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py demo_setup
+	$(PY) manage.py demo_setup --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 ## test: install what the tests need (packages, headless Chromium) and run the whole suite
