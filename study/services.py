@@ -92,13 +92,17 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
         return Participant.objects.get(study=study, pseudonym=pseudonym)
 
 
-def participant_decline(*, participant: Participant) -> Participant:
+def _participant_step_move(*, participant: Participant, from_step: str, to_step: str) -> Participant:
+    """Move only if still at `from_step`: a double click or a stale tab then changes nothing."""
     with transaction.atomic():
-        Participant.objects.filter(pk=participant.pk, step=Participant.Step.CONSENT).update(
-            step=Participant.Step.DECLINED
-        )
+        Participant.objects.filter(pk=participant.pk, step=from_step).update(step=to_step)
     participant.refresh_from_db()
     return participant
+
+
+def participant_decline(*, participant: Participant) -> Participant:
+    return _participant_step_move(participant=participant, from_step=Participant.Step.CONSENT,
+                                  to_step=Participant.Step.DECLINED)
 
 
 def _scales(dimensions: list[RatingDimension]) -> list[ScaleRange]:
@@ -167,12 +171,8 @@ def participants_release(*, participants: QuerySet[Participant]) -> int:
 
 
 def participant_start_trials(*, participant: Participant) -> Participant:
-    with transaction.atomic():
-        Participant.objects.filter(pk=participant.pk, step=Participant.Step.INSTRUCTIONS).update(
-            step=Participant.Step.TRIALS
-        )
-    participant.refresh_from_db()
-    return participant
+    return _participant_step_move(participant=participant, from_step=Participant.Step.INSTRUCTIONS,
+                                  to_step=Participant.Step.TRIALS)
 
 
 def trial_mark_shown(*, trial: Trial) -> None:
