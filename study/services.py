@@ -299,10 +299,6 @@ def study_set_status(*, study: Study, status: str) -> Study:
     return study
 
 
-def study_publish(*, study: Study) -> Study:
-    return study_set_status(study=study, status=Study.Status.LIVE)
-
-
 def ratings_export(*, study: Study, path: Path, include_pilot: bool = False) -> int:
     """Write the long-format ratings file (CSV or Parquet by extension) atomically; returns the row count."""
     suffix = path.suffix.lower()

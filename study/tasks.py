@@ -24,11 +24,10 @@ def study_report_build(report_id: int) -> str:
         from analysis import build_report  # the analysis package is optional for the survey itself
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        import pandas as pd
-
-        services.ratings_export(study=report.study, path=out_dir / "ratings.csv")
+        ratings_file = out_dir / "ratings.csv"
+        services.ratings_export(study=report.study, path=ratings_file)
         # The report reads exactly the file a researcher would download, so both always agree.
-        build_report(pd.read_csv(out_dir / "ratings.csv"), out_dir, **report.options)
+        build_report(ratings_file, out_dir, **report.options)
     except Exception as exc:  # noqa: BLE001 - any failure is reported on the report row, where researchers look
         StudyReport.objects.filter(pk=report_id).update(
             status=StudyReport.Status.FAILED, finished_at=timezone.now(),
