@@ -22,20 +22,28 @@ app.conf.update(
 app.autodiscover_tasks(["config", "generation", "study"])
 
 
+def broker_connection_error(timeout: float = 3.0) -> Exception | None:
+    """Try one connection to the configured broker; the exception if it fails, None if it works or is eager."""
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL is None:
+        return None
+    try:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means the same thing to the user
+        return exc
+    return None
+
+
 def require_broker(timeout: float = 3.0) -> None:
     """Fail fast, with one line that says what to do, when a configured broker is unreachable.
 
     Without it, publishing to a dead Redis blocks for ~20 s of reconnect attempts and ends in a
     traceback. In eager mode (no broker) there is nothing to check.
     """
-    from django.conf import settings
-
     from config.errors import SetupError, broker_unreachable_message
 
-    if settings.CELERY_BROKER_URL is None:
-        return
-    try:
-        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the same thing to the user
-        raise SetupError(broker_unreachable_message(exc)) from None
+    error = broker_connection_error(timeout)
+    if error is not None:
+        raise SetupError(broker_unreachable_message(error))

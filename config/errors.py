@@ -18,7 +18,7 @@ def describe_setup_error(exc: BaseException) -> str | None:
     if isinstance(exc, SetupError):
         return str(exc)
     if isinstance(exc, ImproperlyConfigured):
-        return f"configuration error: {_first_line(exc)}"
+        return f"configuration error: {first_line(exc)}"
     if isinstance(exc, DatabaseOperationalError):
         from django.conf import settings
 
@@ -26,7 +26,7 @@ def describe_setup_error(exc: BaseException) -> str | None:
         where = db.get("HOST") or db.get("NAME")
         return (
             f"cannot use the database ({db['ENGINE'].rsplit('.', 1)[-1]} at {where}): "
-            f"{_first_line(exc)} — check DATABASE_URL and that the server is running"
+            f"{first_line(exc)} — check DATABASE_URL and that the server is running"
         )
     try:
         from kombu.exceptions import OperationalError as BrokerOperationalError
@@ -41,12 +41,12 @@ def broker_unreachable_message(exc: BaseException) -> str:
     from django.conf import settings
 
     return (
-        f"cannot reach the Celery broker at {settings.CELERY_BROKER_URL}: {_first_line(exc)} — "
+        f"cannot reach the Celery broker at {settings.CELERY_BROKER_URL}: {first_line(exc)} — "
         "start Redis, or unset CELERY_BROKER_URL to run tasks in-process"
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 

@@ -10,6 +10,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config.errors import first_line
+
 
 def database_status() -> dict[str, object]:
     started = time.perf_counter()
@@ -18,21 +20,19 @@ def database_status() -> dict[str, object]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:  # noqa: BLE001 - any failure means "down"; the text says why
-        return {"ok": False, "error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+        return {"ok": False, "error": first_line(exc)}
     return {"ok": True, "vendor": connection.vendor, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def broker_status() -> dict[str, object]:
     if settings.CELERY_BROKER_URL is None:
         return {"ok": True, "mode": "eager", "detail": "no broker configured; tasks run in-process"}
-    from config.celery import app
+    from config.celery import broker_connection_error
 
     started = time.perf_counter()
-    try:
-        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
-        return {"ok": False, "mode": "broker", "error": str(exc).strip().splitlines()[0]}
+    error = broker_connection_error(timeout=2)
+    if error is not None:
+        return {"ok": False, "mode": "broker", "error": first_line(error)}
     return {"ok": True, "mode": "broker", "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 

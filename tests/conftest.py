@@ -52,13 +52,11 @@ def celery_worker_process(transactional_db, settings, tmp_path) -> Iterator[subp
     broker = os.environ.get("CELERY_BROKER_URL")
     if not broker:
         skip_or_fail("CELERY_BROKER_URL is not set (CI sets it to Redis)")
-    from config.celery import app
+    from config.celery import app, broker_connection_error
 
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
-    except Exception as exc:  # noqa: BLE001
-        skip_or_fail(f"broker {broker} unreachable: {exc}")
+    error = broker_connection_error(timeout=3)
+    if error is not None:
+        skip_or_fail(f"broker {broker} unreachable: {error}")
     app.control.purge()
     log = tmp_path / "worker.log"
     queues = ",".join(q for q in ["celery", settings.CELERY_GPU_QUEUE] if q)
