@@ -73,6 +73,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -343,8 +352,7 @@ def main() -> None:
              "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
             cwd=ROOT, env=env,
         )
-        stack.callback(server.wait, 15)
-        stack.callback(server.terminate)
+        stack.callback(stop, server)
         for _ in range(150):
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
