@@ -26,8 +26,9 @@ from generation.spec import Condition, SpecError, StimulusSpec
 PER_IMAGE_MODES = ("class-mix", "random-embedding")
 
 
-def network_change(p: dict[str, Any] | None, draw: int, *, adapter: GeneratorAdapter,
-                   spectral_norm_weights: set[str]) -> tuple | None:
+def network_change(
+    p: dict[str, Any] | None, draw: int, *, adapter: GeneratorAdapter, spectral_norm_weights: set[str]
+) -> tuple | None:
     """What a draw does to the network's parameters; None when it leaves them as they are."""
     if not p or p["epsilon"] == 0:
         return None
@@ -48,8 +49,9 @@ def input_change(condition: Condition, draw: int) -> str:
     per_image = None
     if p.get("mode") in PER_IMAGE_MODES and p["epsilon"] != 0:
         per_image = {"mode": p["mode"], "seed": p["seed"], "draw": draw, "epsilon": p["epsilon"], "k": p.get("k")}
-    return json.dumps({"per_image": per_image, "walk": condition.walk,
-                       "arithmetic": list(condition.arithmetic or [])}, sort_keys=True)
+    return json.dumps(
+        {"per_image": per_image, "walk": condition.walk, "arithmetic": list(condition.arithmetic or [])}, sort_keys=True
+    )
 
 
 def refuse_identical_conditions(spec: StimulusSpec, adapter: GeneratorAdapter) -> None:
@@ -62,15 +64,21 @@ def refuse_identical_conditions(spec: StimulusSpec, adapter: GeneratorAdapter) -
         if condition.explicit_zero:
             continue
         keys = {
-            (network_change(condition.perturbation, draw, adapter=adapter,
-                            spectral_norm_weights=spectral_norm_weights), input_change(condition, draw)): draw
+            (
+                network_change(
+                    condition.perturbation, draw, adapter=adapter, spectral_norm_weights=spectral_norm_weights
+                ),
+                input_change(condition, draw),
+            ): draw
             for draw in range(condition.draws)
         }
         for key, draw in keys.items():
             if key in seen:
                 which = f" (draw {draw})" if condition.draws > 1 else ""
-                raise SpecError(f"conditions[{i}]",
-                                f"{condition.name!r}{which} renders the same images as condition {seen[key]}: it "
-                                "changes the same parameters with the same noise (or nothing) and the same inputs")
+                raise SpecError(
+                    f"conditions[{i}]",
+                    f"{condition.name!r}{which} renders the same images as condition {seen[key]}: it "
+                    "changes the same parameters with the same noise (or nothing) and the same inputs",
+                )
         for key, draw in keys.items():
             seen[key] = repr(condition.name) + (f" (draw {draw})" if condition.draws > 1 else "")

@@ -6,7 +6,7 @@ A condition of a design file may replace the plain (class x seed) grid by
         every grid point (class c, seed s) walks to (to_class or c, to_seed or s); frame i of n
         has t = i/(n-1) and is one stimulus (recipe key `walk`: to_seed, to_class, t, method).
     arithmetic: {a: [0, 1, 2], b: [3, 4, 5], c: [6, 7, 8]}     (or a list of such equations)
-        z = z̄(a) − z̄(b) + z̄(c), each term the mean of the z of its seeds (Radford et al. 2016);
+        z = z̄(a) - z̄(b) + z̄(c), each term the mean of the z of its seeds (Radford et al. 2016);
         one stimulus per class (and draw) and equation (recipe key `arithmetic`; seed is empty).
 
 Either runs through the condition's perturbed network like any other stimulus. Torch-free: the
@@ -54,7 +54,7 @@ def parse_arithmetic(data: Any, where: str) -> tuple[dict[str, list[int]], ...]:
     for n, equation in enumerate(equations):
         at = f"{where}[{n}]" if isinstance(data, list) else where
         if not isinstance(equation, dict):
-            raise SpecError(at, "must be a mapping {a: [seeds], b: [seeds], c: [seeds]} (z = z̄(a) − z̄(b) + z̄(c))")
+            raise SpecError(at, "must be a mapping {a: [seeds], b: [seeds], c: [seeds]} (z = z̄(a) - z̄(b) + z̄(c))")
         _unknown(equation, set(ARITHMETIC_TERMS), at)
         terms = {}
         for term in ARITHMETIC_TERMS:
@@ -68,21 +68,24 @@ def parse_arithmetic(data: Any, where: str) -> tuple[dict[str, list[int]], ...]:
             if len(set(terms[term])) != len(terms[term]):
                 raise SpecError(f"{at}.{term}", "lists a seed twice")
         if sorted(terms["a"]) == sorted(terms["b"]) or sorted(terms["c"]) == sorted(terms["b"]):
-            raise SpecError(at, "a term cancels b exactly: z̄(a) − z̄(b) + z̄(c) would just be one term's mean")
+            raise SpecError(at, "a term cancels b exactly: z̄(a) - z̄(b) + z̄(c) would just be one term's mean")
         if terms in parsed:
             raise SpecError(at, "repeats an earlier equation")
         parsed.append(terms)
     return tuple(parsed)
 
 
-def stimulus_inputs(condition: Condition, *, classes: tuple[int | None, ...],
-                    seeds: tuple[int, ...]) -> list[dict[str, Any]]:
+def stimulus_inputs(
+    condition: Condition, *, classes: tuple[int | None, ...], seeds: tuple[int, ...]
+) -> list[dict[str, Any]]:
     """The (class_index, seed, walk, arithmetic) of each stimulus of one draw of a condition, in order."""
     items: list[dict[str, Any]] = []
     for class_index in classes:
         if condition.arithmetic:
-            items += [{"class_index": class_index, "seed": None, "walk": None, "arithmetic": equation}
-                      for equation in condition.arithmetic]
+            items += [
+                {"class_index": class_index, "seed": None, "walk": None, "arithmetic": equation}
+                for equation in condition.arithmetic
+            ]
             continue
         for seed in seeds:
             if not condition.walk:
@@ -91,10 +94,19 @@ def stimulus_inputs(condition: Condition, *, classes: tuple[int | None, ...],
             walk = condition.walk
             frames = walk["frames"]
             for i in range(frames):
-                items.append({"class_index": class_index, "seed": seed, "arithmetic": None, "walk": {
-                    "to_seed": seed if walk["to_seed"] is None else walk["to_seed"],
-                    "to_class": class_index if walk["to_class"] is None else walk["to_class"],
-                    "t": i / (frames - 1), "method": walk["method"]}})
+                items.append(
+                    {
+                        "class_index": class_index,
+                        "seed": seed,
+                        "arithmetic": None,
+                        "walk": {
+                            "to_seed": seed if walk["to_seed"] is None else walk["to_seed"],
+                            "to_class": class_index if walk["to_class"] is None else walk["to_class"],
+                            "t": i / (frames - 1),
+                            "method": walk["method"],
+                        },
+                    }
+                )
     return items
 
 
@@ -108,8 +120,7 @@ def stimulus_label(recipe: dict[str, Any]) -> str:
     arithmetic = recipe.get("arithmetic")
     walk = recipe.get("walk")
     if arithmetic:
-        text = (f"z̄({_seeds(arithmetic['a'])}) − z̄({_seeds(arithmetic['b'])}) + "
-                f"z̄({_seeds(arithmetic['c'])})")
+        text = f"z̄({_seeds(arithmetic['a'])}) - z̄({_seeds(arithmetic['b'])}) + z̄({_seeds(arithmetic['c'])})"
     elif walk:
         ends = f"seed {recipe.get('seed')} → {walk['to_seed']}"
         if walk.get("to_class") is not None and walk["to_class"] != recipe.get("class_index"):
@@ -125,9 +136,16 @@ def stimulus_order(recipe: dict[str, Any]) -> tuple:
     arithmetic = recipe.get("arithmetic") or {}
     walk = recipe.get("walk") or {}
     seed = recipe.get("seed")
-    return (recipe.get("draw") or 0, -1 if seed is None else seed, walk.get("to_seed") or 0,
-            walk.get("to_class") or 0, walk.get("t", 0.0),
-            tuple(arithmetic.get("a", ())), tuple(arithmetic.get("b", ())), tuple(arithmetic.get("c", ())))
+    return (
+        recipe.get("draw") or 0,
+        -1 if seed is None else seed,
+        walk.get("to_seed") or 0,
+        walk.get("to_class") or 0,
+        walk.get("t", 0.0),
+        tuple(arithmetic.get("a", ())),
+        tuple(arithmetic.get("b", ())),
+        tuple(arithmetic.get("c", ())),
+    )
 
 
 def condition_summary(recipe: dict[str, Any]) -> str:
@@ -136,9 +154,13 @@ def condition_summary(recipe: dict[str, Any]) -> str:
     if not p:
         parts = ["unperturbed"]
     elif p.get("kind") == "multiplicative":
-        parts = [f"multiplicative ε = {p['epsilon']:g}", "targets " + ", ".join(p.get("targets", [])),
-                 f"noise {p.get('noise', 'normal')}", f"spectral norm {p.get('spectral_norm', 'frozen')}",
-                 f"seed {p.get('seed')}"]
+        parts = [
+            f"multiplicative ε = {p['epsilon']:g}",
+            "targets " + ", ".join(p.get("targets", [])),
+            f"noise {p.get('noise', 'normal')}",
+            f"spectral norm {p.get('spectral_norm', 'frozen')}",
+            f"seed {p.get('seed')}",
+        ]
     elif p.get("kind") == "semantic":
         parts = [f"semantic {p.get('mode')} ε = {p['epsilon']:g}", f"seed {p.get('seed')}"]
         if p.get("mode") == "class-mix":
@@ -148,7 +170,7 @@ def condition_summary(recipe: dict[str, Any]) -> str:
     if recipe.get("walk"):
         parts.append(f"walk ({recipe['walk']['method']})")
     if recipe.get("arithmetic"):
-        parts.append("latent arithmetic z̄(a) − z̄(b) + z̄(c)")
+        parts.append("latent arithmetic z̄(a) - z̄(b) + z̄(c)")
     return " · ".join(parts)
 
 
@@ -168,5 +190,8 @@ def check_against_model(spec: Any, adapter: Any) -> None:
                 raise SpecError(f"{where}.to_class", f"{walk['to_class']} is outside 0..{adapter.num_classes - 1}")
         for item in stimulus_inputs(condition, classes=spec.classes, seeds=spec.seeds):
             if item["walk"]["to_seed"] == item["seed"] and item["walk"]["to_class"] == item["class_index"]:
-                raise SpecError(where, f"walks from seed {item['seed']} (class {item['class_index']}) to itself; "
-                                "choose another to_seed/to_class or drop that seed")
+                raise SpecError(
+                    where,
+                    f"walks from seed {item['seed']} (class {item['class_index']}) to itself; "
+                    "choose another to_seed/to_class or drop that seed",
+                )

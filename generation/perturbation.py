@@ -5,13 +5,13 @@ For every targeted parameter W:  W ← W ⊙ (1 + ε·ξ),  ξ element-wise N(0,
 (perturbation seed, draw, parameter name), so it does not depend on which other tensors are
 targeted or on their order, and draw d of a condition is the same network in every process.
 
-Spectral-norm layers use W/σ̂ with σ̂ = u·W v from stored vectors u, v. What a perturbed W′ is
+Spectral-norm layers use W/sigma_hat with sigma_hat = u·W v from stored vectors u, v. What a perturbed W' is
 divided by is a policy (`spectral_norm`):
-- `frozen`: the stored u, v of the unperturbed W stay, so the divisor is u·W′v ≈ σ(W) and the
-  layer's effective weight is ≈ (W/σ(W)) ⊙ (1 + εξ): the noise multiplies the weights the network
+- `frozen`: the stored u, v of the unperturbed W stay, so the divisor is u·W'v ≈ sigma(W) and the
+  layer's effective weight is ≈ (W/sigma(W)) ⊙ (1 + εξ): the noise multiplies the weights the network
   actually uses, and their spectral norm grows with ε.
-- `renormalise`: u, v are replaced by the top singular vectors of W′ (computed in float64), so the
-  divisor is σ(W′) and the effective weight has spectral norm 1 again.
+- `renormalise`: u, v are replaced by the top singular vectors of W' (computed in float64), so the
+  divisor is sigma(W') and the effective weight has spectral norm 1 again.
 
 Only the targeted tensors (and, for `renormalise`, their u, v buffers) are copied before the
 change; leaving the context copies them back (`copy_`), so the model is bit-identical afterwards
@@ -57,11 +57,11 @@ def spectral_norm_layers(model: nn.Module) -> dict[str, tuple[nn.Module, Spectra
 
 
 def top_singular_pair(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(u, v, σ) of the largest singular value, in float64 on the CPU (the same on every device).
+    """(u, v, sigma) of the largest singular value, in float64 on the CPU (the same on every device).
 
     An eigendecomposition of the smaller Gram matrix (A·Aᵀ or Aᵀ·A) is ~10x faster than a full SVD
-    for BigGAN's 512x4608 and 32768x256 weights (measured); σ = ‖Aᵀu‖ with u the top eigenvector,
-    so u·A·v equals σ to float64 rounding.
+    for BigGAN's 512x4608 and 32768x256 weights (measured); sigma = ‖Aᵀu‖ with u the top eigenvector,
+    so u·A·v equals sigma to float64 rounding.
     """
     a = matrix.detach().to("cpu", torch.float64)
     if a.shape[0] <= a.shape[1]:
@@ -78,7 +78,7 @@ def top_singular_pair(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def renormalise_spectral_norm(module: nn.Module, hook: SpectralNorm) -> None:
-    """Set the layer's u, v to the top singular vectors of its current weight, so it divides by the true σ."""
+    """Set the layer's u, v to the top singular vectors of its current weight, so it divides by the true sigma."""
     weight = getattr(module, f"{hook.name}_orig")
     u, v, _ = top_singular_pair(hook.reshape_weight_to_matrix(weight))
     buffer_u, buffer_v = getattr(module, f"{hook.name}_u"), getattr(module, f"{hook.name}_v")

@@ -240,8 +240,8 @@ def random_biggan(preset: str, seed: int) -> tuple[dict[str, Any], torch.nn.Modu
     vacuous: attention `gamma` starts at 0 (the attention block then adds nothing, so perturbing it
     renders the baseline), and the default Linear init gives class embeddings of norm ~0.2 against
     ~4 for z, so the class barely changes the image. Here gamma is 1, the embedding entries are
-    N(0, 0.4²) (norm ~4.5, as z at truncation 0.4), and u, v are the exact top singular vectors of each weight (as after a
-    long training run), so every layer divides by its true σ.
+    N(0, 0.4²) (norm ~4.5, as z at truncation 0.4), and u, v are the exact top singular vectors of
+    each weight (as after a long training run), so every layer divides by its true sigma.
     """
     from generation.perturbation import renormalise_spectral_norm, spectral_norm_layers
 
