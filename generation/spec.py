@@ -242,6 +242,9 @@ def _condition(data: Any, where: str) -> Condition:
     return Condition(name=name.strip(), perturbation=normalized, draws=draws, **latents)
 
 
+parse_condition = _condition  # one condition on its own (render_walk --perturbation)
+
+
 def resolve_class(item: Any, key: str) -> int:
     """An ImageNet index or name (any WordNet synonym) → its index; range is checked against the model later."""
     if isinstance(item, bool) or not isinstance(item, int | str):

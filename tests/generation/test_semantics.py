@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -434,3 +435,35 @@ def test_all_kinds_example_renders_the_same_bytes_in_two_processes(tmp_path, tin
     assert len(conditions) == len(spec["conditions"])
     # all distinct except the walks' last frames: the 4 walks all end at (golden retriever, seed 5)
     assert len({sha for _, sha in first.values()}) == 46 - 3
+
+
+def test_render_walk_command_through_a_perturbed_network(tmp_path, tiny_model) -> None:
+    common = ["--from-seed", "0", "--to-seed", "1", "--from-class", "1", "--frames", "3", "--method", "lerp"]
+    call_command("render_walk", str(tiny_model), "--out", str(tmp_path / "plain"), *common)
+    perturbation = '{"kind": "multiplicative", "epsilon": 0.5, "spectral_norm": "renormalise"}'
+    call_command("render_walk", str(tiny_model), "--out", str(tmp_path / "p"), *common, "--perturbation", perturbation)
+    frames = json.loads((tmp_path / "p" / "walk.json").read_text())
+    assert frames[1]["recipe"]["perturbation"]["spectral_norm"] == "renormalise"
+    plain = [(tmp_path / "plain" / f"frame_{i:03d}.png").read_bytes() for i in range(3)]
+    perturbed_frames = [(tmp_path / "p" / f"frame_{i:03d}.png").read_bytes() for i in range(3)]
+    assert all(mad(a, b) > 3 for a, b in zip(plain, perturbed_frames, strict=True))
+    with pytest.raises(SpecError, match=r"^--perturbation\.epsilon: missing"):
+        call_command(
+            "render_walk",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "x"),
+            *common,
+            "--perturbation",
+            '{"kind": "multiplicative"}',
+        )
+    with pytest.raises(SpecError, match=r"^--perturbation: unknown target"):
+        call_command(
+            "render_walk",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "x"),
+            *common,
+            "--perturbation",
+            '{"kind": "multiplicative", "epsilon": 1, "targets": "nope"}',
+        )
