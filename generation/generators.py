@@ -134,7 +134,7 @@ class GeneratorAdapter:
         return z
 
     def arithmetic_latent(self, terms: dict[str, list[int]], truncation: float | None) -> torch.Tensor:
-        """z = z̄(a) - z̄(b) + z̄(c), each term the mean z of its seeds (Radford et al. 2016, section 6.3).
+        """z = z̄(a) - z̄(b) + z̄(c), each term the mean z of its seeds (Radford et al., DCGAN).
 
         No re-truncation: for BigGAN each z(s) is already truncation·truncnorm(-2, 2), and the sum is fed as is.
         """

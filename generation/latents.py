@@ -6,7 +6,7 @@ A condition of a design file may replace the plain (class x seed) grid by
         every grid point (class c, seed s) walks to (to_class or c, to_seed or s); frame i of n
         has t = i/(n-1) and is one stimulus (recipe key `walk`: to_seed, to_class, t, method).
     arithmetic: {a: [0, 1, 2], b: [3, 4, 5], c: [6, 7, 8]}     (or a list of such equations)
-        z = z̄(a) - z̄(b) + z̄(c), each term the mean of the z of its seeds (Radford et al. 2016);
+        z = z̄(a) - z̄(b) + z̄(c), each term the mean of the z of its seeds (Radford et al., DCGAN);
         one stimulus per class (and draw) and equation (recipe key `arithmetic`; seed is empty).
 
 Either runs through the condition's perturbed network like any other stimulus. Torch-free: the
