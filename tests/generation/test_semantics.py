@@ -467,3 +467,32 @@ def test_render_walk_command_through_a_perturbed_network(tmp_path, tiny_model) -
             "--perturbation",
             '{"kind": "multiplicative", "epsilon": 1, "targets": "nope"}',
         )
+
+
+@pytest.mark.django_db
+def test_dcgan_arithmetic_and_walk_conditions(tmp_path) -> None:
+    from tests.generation.test_rendering import make_dcgan_folder
+
+    folder = make_dcgan_folder(tmp_path / "dcgan")
+    spec = {
+        "name": "dc",
+        "model": str(folder),
+        "seeds": [0, 1],
+        "conditions": [
+            {"name": "baseline"},
+            {"name": "arithmetic", "arithmetic": {"a": [2, 3, 4], "b": [5, 6, 7], "c": [8, 9, 10]}},
+            {
+                "name": "walk",
+                "walk": {"to_seed": 4, "frames": 3},
+                "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "convs"},
+            },
+        ],
+    }
+    with pytest.raises(SpecError, match=r"^conditions\[0\]\.walk\.to_class: dcgan is unconditional"):
+        set_plan(spec=parse_spec({**spec, "conditions": [{"name": "w", "walk": {"to_seed": 4, "to_class": 1}}]}))
+    (tmp_path / "dc.yaml").write_text(yaml.safe_dump(spec))
+    call_command("render_set", str(tmp_path / "dc.yaml"), stdout=io.StringIO())
+    stimuli = StimulusSet.objects.get(name="dc").stimuli
+    assert stimuli.count() == 2 + 1 + 2 * 3
+    # distinct except the two walks' last frames, which both end at seed 4
+    assert len(set(stimuli.values_list("sha256", flat=True))) == stimuli.count() - 1
