@@ -30,14 +30,16 @@ def network_change(
     p: dict[str, Any] | None, draw: int, *, adapter: GeneratorAdapter, spectral_norm_weights: set[str]
 ) -> tuple | None:
     """What a draw does to the network's parameters; None when it leaves them as they are."""
-    if not p or p["epsilon"] == 0:
+    if not p or p.get("epsilon") == 0:
         return None
-    if p["kind"] == "multiplicative":
+    if p.get("kind") == "multiplicative":
         names = adapter.target_names(p["targets"])
     elif p.get("mode") == "embedding-noise":
         names = adapter.embedding_names()
-    else:
-        return None
+    elif p.get("kind") == "semantic":
+        return None  # per-image modes change inputs (input_change), not weights
+    else:  # a kind this module does not model: the same normalised parameters are the same images
+        return ("kind", json.dumps(p, sort_keys=True), draw)
     touches_sn = any(name in spectral_norm_weights for name in names)
     policy = p.get("spectral_norm", "frozen") if touches_sn else None
     return (tuple(sorted(names)), p["seed"], draw, p.get("noise", "normal"), p["epsilon"], policy)

@@ -68,7 +68,7 @@ class Condition:
     @property
     def explicit_zero(self) -> bool:
         """A perturbation with ε = 0: renders the unperturbed network's bytes, allowed beside the baseline."""
-        return self.perturbation is not None and self.perturbation["epsilon"] == 0
+        return self.perturbation is not None and self.perturbation.get("epsilon") == 0
 
 
 @dataclass(frozen=True)
