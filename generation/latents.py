@@ -26,13 +26,13 @@ ARITHMETIC_TERMS = ("a", "b", "c")
 
 
 def parse_walk(data: Any, where: str) -> dict[str, Any]:
-    from generation.spec import SpecError, _int, _unknown, resolve_class
+    from generation.spec import SpecError, _int, _seed, _unknown, resolve_class
 
     if not isinstance(data, dict):
         raise SpecError(where, "must be a mapping with to_seed and/or to_class, frames, method")
     _unknown(data, WALK_KEYS, where)
     to_seed = data.get("to_seed")
-    to_seed = None if to_seed is None else _int(to_seed, f"{where}.to_seed")
+    to_seed = None if to_seed is None else _seed(to_seed, f"{where}.to_seed")
     to_class = data.get("to_class")
     to_class = None if to_class is None else resolve_class(to_class, f"{where}.to_class")
     if to_seed is None and to_class is None:
@@ -45,7 +45,7 @@ def parse_walk(data: Any, where: str) -> dict[str, Any]:
 
 
 def parse_arithmetic(data: Any, where: str) -> tuple[dict[str, list[int]], ...]:
-    from generation.spec import SpecError, _int, _unknown
+    from generation.spec import SpecError, _seed, _unknown
 
     equations = data if isinstance(data, list) else [data]
     if not equations:
@@ -64,7 +64,7 @@ def parse_arithmetic(data: Any, where: str) -> tuple[dict[str, list[int]], ...]:
             seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
             if not isinstance(seeds, list) or not seeds:
                 raise SpecError(f"{at}.{term}", f"must be a seed or a non-empty list of seeds, not {seeds!r}")
-            terms[term] = [_int(s, f"{at}.{term}[{i}]") for i, s in enumerate(seeds)]
+            terms[term] = [_seed(s, f"{at}.{term}[{i}]") for i, s in enumerate(seeds)]
             if len(set(terms[term])) != len(terms[term]):
                 raise SpecError(f"{at}.{term}", "lists a seed twice")
         if sorted(terms["a"]) == sorted(terms["b"]) or sorted(terms["c"]) == sorted(terms["b"]):

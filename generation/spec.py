@@ -119,6 +119,16 @@ def _int(value: Any, key: str, minimum: int = 0) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1  # numpy's RandomState (BigGAN's z) takes no larger seed
+
+
+def _seed(value: Any, key: str) -> int:
+    seed = _int(value, key)
+    if seed > MAX_SEED:
+        raise SpecError(key, f"must be at most {MAX_SEED} (a latent seed), not {seed}")
+    return seed
+
+
 def parse_spec(data: Any) -> StimulusSpec:
     if not isinstance(data, dict):
         raise SpecError("spec", "must be a mapping with name, model, classes, seeds, conditions")
@@ -153,7 +163,7 @@ def parse_spec(data: Any) -> StimulusSpec:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         parsed_seeds = tuple(range(_int(seeds, "seeds", 1)))
     elif isinstance(seeds, list) and seeds:
-        parsed_seeds = tuple(_int(s, f"seeds[{i}]") for i, s in enumerate(seeds))
+        parsed_seeds = tuple(_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
         if len(set(parsed_seeds)) != len(parsed_seeds):
             raise SpecError("seeds", "lists a seed twice")
     else:

@@ -264,6 +264,10 @@ def test_recipe_records_the_spectral_norm_policy(tiny_model) -> None:
         ({"name": "x", "walk": {"to_seed": 3, "method": "cubic"}}, r"^conditions\[0\]\.walk\.method"),
         ({"name": "x", "walk": {"to_class": "crane"}}, r"^conditions\[0\]\.walk\.to_class: .*ambiguous"),
         ({"name": "x", "arithmetic": {"a": [1], "b": [2]}}, r"^conditions\[0\]\.arithmetic\.c: missing"),
+        (
+            {"name": "x", "arithmetic": {"a": [1], "b": [2], "c": [2**32]}},
+            r"^conditions\[0\]\.arithmetic\.c\[0\]: must be at most 4294967295",
+        ),
         ({"name": "x", "arithmetic": [{"a": [1], "b": [2], "c": [2]}]}, r"^conditions\[0\]\.arithmetic\[0\]: a term"),
         (
             {"name": "x", "arithmetic": {"a": [1], "b": [2], "c": [3]}, "walk": {"to_seed": 3}},
@@ -496,3 +500,10 @@ def test_dcgan_arithmetic_and_walk_conditions(tmp_path) -> None:
     assert stimuli.count() == 2 + 1 + 2 * 3
     # distinct except the two walks' last frames, which both end at seed 4
     assert len(set(stimuli.values_list("sha256", flat=True))) == stimuli.count() - 1
+
+
+def test_seeds_beyond_numpys_range_are_refused_up_front(tiny_model) -> None:
+    with pytest.raises(SpecError, match=r"^seeds\[1\]: must be at most 4294967295"):
+        plan_conditions(tiny_model, [{"name": "b"}], seeds=[0, 2**32])
+    with pytest.raises(SpecError, match=r"^conditions\[0\]\.walk\.to_seed: must be at most"):
+        plan_conditions(tiny_model, [{"name": "w", "walk": {"to_seed": 2**40}}])
