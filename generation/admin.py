@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from generation.latents import condition_summary, stimulus_label, stimulus_order
 from generation.models import RenderJob, Stimulus, StimulusSet
 from generation.services import UNTRAINED_LABEL, render_job_retry, runs_in_process
 
@@ -68,7 +69,9 @@ class StimulusSetAdmin(admin.ModelAdmin):
 
     def contact_sheet(self, request: HttpRequest, pk: int) -> HttpResponse:
         stimulus_set = get_object_or_404(StimulusSet, pk=pk)
-        stimuli = list(stimulus_set.stimuli.order_by("seed", "draw", "public_id"))
+        stimuli = sorted(stimulus_set.stimuli.all(), key=lambda s: (stimulus_order(s.recipe), s.public_id))
+        for s in stimuli:
+            s.label = stimulus_label(s.recipe) if s.recipe.get("model") else s.condition
         spec_order = [c.get("name") for c in (stimulus_set.spec or {}).get("conditions", []) if isinstance(c, dict)]
         conditions = [c for c in spec_order if any(s.condition == c for s in stimuli)]
         conditions += sorted({s.condition for s in stimuli} - set(conditions))
@@ -76,6 +79,8 @@ class StimulusSetAdmin(admin.ModelAdmin):
         names = {s.class_index: s.class_name for s in stimuli}
         rows = [
             {"condition": condition,
+             "summary": next((condition_summary(s.recipe) for s in stimuli
+                              if s.condition == condition and s.recipe.get("model")), ""),
              "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes]}
             for condition in conditions
         ]

@@ -29,7 +29,10 @@ from PIL import Image, UnidentifiedImageError
 from config.errors import SetupError
 from generation.classes import class_name
 from generation.descriptors import describe
+from generation.effects import refuse_identical_conditions
 from generation.generators import BIGGAN_PRETRAINED, GeneratorAdapter
+from generation.latents import check_against_model as check_latents_against_model
+from generation.latents import stimulus_inputs
 from generation.models import RenderJob, Stimulus, StimulusSet
 from generation.pipeline import RenderedImage, configure_torch, pick_device, render
 from generation.recipes import Recipe
@@ -89,13 +92,12 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
     size = spec.size or adapter.native_size
     items = []
     for condition in spec.conditions:
+        inputs = stimulus_inputs(condition, classes=spec.classes, seeds=spec.seeds)
         for draw in range(condition.draws):
-            for class_index in spec.classes:
-                for seed in spec.seeds:
-                    recipe = Recipe(model=model, seed=seed, class_index=class_index, truncation=spec.truncation,
-                                    perturbation=condition.perturbation, draw=draw, size=size,
-                                    precision=spec.precision, batch_size=spec.batch_size)
-                    items.append(PlannedStimulus(condition=condition.name, recipe=recipe))
+            for item in inputs:
+                recipe = Recipe(model=model, truncation=spec.truncation, perturbation=condition.perturbation,
+                                draw=draw, size=size, precision=spec.precision, batch_size=spec.batch_size, **item)
+                items.append(PlannedStimulus(condition=condition.name, recipe=recipe))
     return SetPlan(info=info, items=items)
 
 
@@ -124,6 +126,8 @@ def _check_against_model(spec: StimulusSpec, adapter: GeneratorAdapter) -> None:
         except ValueError as exc:
             key = f"{where}.targets" if p.get("kind") == "multiplicative" else f"{where}.mode"
             raise SpecError(key, str(exc)) from None
+    check_latents_against_model(spec, adapter)
+    refuse_identical_conditions(spec, adapter)
     if spec.precision == "bfloat16" and pick_device(device_preference()) == "cpu":
         logger.warning("bfloat16 on CPU is slow; it is meant for GPUs")
 
