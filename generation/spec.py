@@ -29,10 +29,12 @@ import yaml
 
 from config.errors import SetupError
 from generation.classes import class_index
+from generation.optimisations import CONDITION_KEYS as OPTIMISATION_CONDITION_KEYS
+from generation.optimisations import check_distinct, condition_kind, count_images, parse_optimisation
 
 TOP_KEYS = {"name", "model", "truncation", "classes", "seeds", "conditions", "size", "precision", "batch_size",
             "description"}
-CONDITION_KEYS = {"name", "perturbation"}
+CONDITION_KEYS = {"name", "perturbation", *OPTIMISATION_CONDITION_KEYS}
 MULTIPLICATIVE_KEYS = {"kind", "epsilon", "targets", "seed", "draws", "noise"}
 SEMANTIC_MODES = ("embedding-noise", "class-mix", "random-embedding")
 SEMANTIC_KEYS = {"kind", "mode", "epsilon", "seed", "draws", "k", "noise"}
@@ -52,6 +54,7 @@ class Condition:
     name: str
     perturbation: dict[str, Any] | None = None  # normalised, without `draws`
     draws: int = 1
+    optimisation: dict[str, Any] | None = None  # style transfer / DeepDream (generation.optimisations)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,10 @@ class StimulusSpec:
 
     @property
     def image_count(self) -> int:
-        return len(self.classes) * len(self.seeds) * sum(c.draws for c in self.conditions)
+        per_condition = {c.name: len(self.classes) * len(self.seeds) * c.draws for c in self.conditions
+                         if c.optimisation is None}
+        return sum(per_condition.values()) + sum(count_images(c.optimisation, per_condition)
+                                                 for c in self.conditions if c.optimisation is not None)
 
 
 def load_spec(path: Path) -> StimulusSpec:
@@ -80,7 +86,7 @@ def load_spec(path: Path) -> StimulusSpec:
         raise SetupError(f"cannot read spec {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SetupError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(data)
+    return parse_spec(data, base_dir=Path(path).parent)
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -102,7 +108,9 @@ def _int(value: Any, key: str, minimum: int = 0) -> int:
     return value
 
 
-def parse_spec(data: Any) -> StimulusSpec:
+def parse_spec(data: Any, *, base_dir: Path | None = None) -> StimulusSpec:
+    """Check a design; image paths of style-transfer/DeepDream conditions are relative to base_dir (the
+    spec file's folder; default the current directory)."""
     if not isinstance(data, dict):
         raise SpecError("spec", "must be a mapping with name, model, classes, seeds, conditions")
     _unknown(data, TOP_KEYS, "")
@@ -159,18 +167,21 @@ def parse_spec(data: Any) -> StimulusSpec:
     conditions = data["conditions"]
     if not isinstance(conditions, list) or not conditions:
         raise SpecError("conditions", "must be a non-empty list")
-    parsed_conditions = tuple(_condition(c, f"conditions[{i}]") for i, c in enumerate(conditions))
+    parsed_conditions = tuple(_condition(c, f"conditions[{i}]", base_dir) for i, c in enumerate(conditions))
     seen: dict[str, str] = {}
     physics: dict[str, str] = {}
     for i, condition in enumerate(parsed_conditions):
         if condition.name in seen:
             raise SpecError(f"conditions[{i}].name", f"{condition.name!r} is used twice")
         seen[condition.name] = condition.name
+        if condition.optimisation is not None:
+            continue  # they render no generator images; compared among themselves below
         key = repr(sorted((condition.perturbation or {}).items()))
         if key in physics:
             raise SpecError(f"conditions[{i}].perturbation",
                             f"renders exactly the same images as condition {physics[key]!r}")
         physics[key] = condition.name
+    check_distinct([(i, c.name, c.optimisation) for i, c in enumerate(parsed_conditions)])
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description", "must be text")
@@ -179,13 +190,15 @@ def parse_spec(data: Any) -> StimulusSpec:
                         batch_size=batch_size, description=description, raw=data)
 
 
-def _condition(data: Any, where: str) -> Condition:
+def _condition(data: Any, where: str, base_dir: Path | None = None) -> Condition:
     if not isinstance(data, dict):
         raise SpecError(where, "must be a mapping with a name (and a perturbation)")
     _unknown(data, CONDITION_KEYS, where)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise SpecError(f"{where}.name", "missing (a short text, at most 100 characters)")
+    if condition_kind(data) is not None:
+        return Condition(name=name.strip(), optimisation=parse_optimisation(data, where, base_dir=base_dir))
     perturbation = data.get("perturbation")
     if perturbation is None:
         return Condition(name=name.strip())
