@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
+import torch.nn.functional as F
 from torch import nn
 
 from generation.backbone_catalog import (
@@ -38,7 +38,7 @@ from generation.backbone_catalog import (
     BackboneInfo,
     resolve_backbone,
 )
-from generation.weights import atomic_write_bytes, check_state_dict, save_folder
+from generation.weights import WeightsError, atomic_write_bytes, check_state_dict, save_folder
 
 # --- architectures -------------------------------------------------------------------------------
 
@@ -46,8 +46,7 @@ from generation.weights import atomic_write_bytes, check_state_dict, save_folder
 class VGG19(nn.Module):
     """torchvision's VGG-19 (configuration E): 16 3x3 convs in 5 blocks with max pools, then 3 linear layers."""
 
-    def __init__(self, channels: Iterable[int] = (64, 128, 256, 512, 512), hidden: int = 4096,
-                 num_classes: int = 1000):
+    def __init__(self, channels: Iterable[int] = (64, 128, 256, 512, 512), hidden: int = 4096, num_classes: int = 1000):
         super().__init__()
         layers: list[nn.Module] = []
         names: list[str] = []
@@ -62,9 +61,15 @@ class VGG19(nn.Module):
         self.features = nn.Sequential(*layers)
         self.layer_names = names
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(nn.Linear(previous * 49, hidden), nn.ReLU(), nn.Dropout(),
-                                        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(),
-                                        nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(previous * 49, hidden),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(hidden, num_classes),
+        )
 
     def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
         head = lambda x: self.classifier(torch.flatten(self.avgpool(x), 1))  # noqa: E731
@@ -84,13 +89,33 @@ class NIN(nn.Module):
             return nn.MaxPool2d(3, 2, ceil_mode=True)
 
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, 11, 4), nn.ReLU(), nn.Conv2d(c1, c1, 1), nn.ReLU(), nn.Conv2d(c1, c1, 1), nn.ReLU(),
+            nn.Conv2d(3, c1, 11, 4),
+            nn.ReLU(),
+            nn.Conv2d(c1, c1, 1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c1, 1),
+            nn.ReLU(),
             pool(),
-            nn.Conv2d(c1, c2, 5, 1, 2), nn.ReLU(), nn.Conv2d(c2, c2, 1), nn.ReLU(), nn.Conv2d(c2, c2, 1), nn.ReLU(),
+            nn.Conv2d(c1, c2, 5, 1, 2),
+            nn.ReLU(),
+            nn.Conv2d(c2, c2, 1),
+            nn.ReLU(),
+            nn.Conv2d(c2, c2, 1),
+            nn.ReLU(),
             pool(),
-            nn.Conv2d(c2, c3, 3, 1, 1), nn.ReLU(), nn.Conv2d(c3, c3, 1), nn.ReLU(), nn.Conv2d(c3, c3, 1), nn.ReLU(),
-            pool(), nn.Dropout(0.5),
-            nn.Conv2d(c3, c4, 3, 1, 1), nn.ReLU(), nn.Conv2d(c4, c4, 1), nn.ReLU(), nn.Conv2d(c4, num_classes, 1),
+            nn.Conv2d(c2, c3, 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(c3, c3, 1),
+            nn.ReLU(),
+            nn.Conv2d(c3, c3, 1),
+            nn.ReLU(),
+            pool(),
+            nn.Dropout(0.5),
+            nn.Conv2d(c3, c4, 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(c4, c4, 1),
+            nn.ReLU(),
+            nn.Conv2d(c4, num_classes, 1),
             nn.ReLU(),
             nn.AvgPool2d(6, 1, ceil_mode=True),
         )
@@ -117,16 +142,19 @@ class Inception(nn.Module):
     """Four branches concatenated: 1x1; 1x1→3x3; 1x1→3x3 (torchvision's kernel, where the paper has 5x5);
     3x3 max pool→1x1."""
 
-    def __init__(self, in_channels: int, ch1: int, ch3_reduce: int, ch3: int, ch5_reduce: int, ch5: int,
-                 pool_proj: int):
+    def __init__(self, in_channels: int, widths: tuple[int, ...]):
         super().__init__()
+        ch1, ch3_reduce, ch3, ch5_reduce, ch5, pool_proj = widths
         self.branch1 = BasicConv2d(in_channels, ch1, kernel_size=1)
-        self.branch2 = nn.Sequential(BasicConv2d(in_channels, ch3_reduce, kernel_size=1),
-                                     BasicConv2d(ch3_reduce, ch3, kernel_size=3, padding=1))
-        self.branch3 = nn.Sequential(BasicConv2d(in_channels, ch5_reduce, kernel_size=1),
-                                     BasicConv2d(ch5_reduce, ch5, kernel_size=3, padding=1))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     BasicConv2d(in_channels, pool_proj, kernel_size=1))
+        self.branch2 = nn.Sequential(
+            BasicConv2d(in_channels, ch3_reduce, kernel_size=1), BasicConv2d(ch3_reduce, ch3, kernel_size=3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_channels, ch5_reduce, kernel_size=1), BasicConv2d(ch5_reduce, ch5, kernel_size=3, padding=1)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, kernel_size=1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -142,9 +170,17 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(hidden, num_classes)
 
 
-GOOGLENET_SPEC = [(64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), (192, 96, 208, 16, 48, 64),
-                  (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
-                  (256, 160, 320, 32, 128, 128), (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)]
+GOOGLENET_SPEC = [
+    (64, 96, 128, 16, 32, 32),
+    (128, 128, 192, 32, 96, 64),
+    (192, 96, 208, 16, 48, 64),
+    (160, 112, 224, 24, 64, 64),
+    (128, 128, 256, 24, 64, 64),
+    (112, 144, 288, 32, 64, 64),
+    (256, 160, 320, 32, 128, 128),
+    (256, 160, 320, 32, 128, 128),
+    (384, 192, 384, 48, 128, 128),
+]
 
 
 class GoogLeNet(nn.Module):
@@ -165,9 +201,9 @@ class GoogLeNet(nn.Module):
         previous = c(192)
         outputs = {}
         for name, spec in zip(GOOGLENET_BLOCKS, GOOGLENET_SPEC, strict=True):
-            ch1, ch3r, ch3, ch5r, ch5, pool = (c(n) for n in spec)
-            self.add_module(name, Inception(previous, ch1, ch3r, ch3, ch5r, ch5, pool))
-            previous = ch1 + ch3 + ch5 + pool
+            widths = tuple(c(n) for n in spec)
+            self.add_module(name, Inception(previous, widths))
+            previous = widths[0] + widths[2] + widths[4] + widths[5]
             outputs[name] = previous
             if name == "inception3b":
                 self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -185,10 +221,14 @@ class GoogLeNet(nn.Module):
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "vgg19": {"full": {"channels": [64, 128, 256, 512, 512], "hidden": 4096, "num_classes": 1000},
-              "tiny": {"channels": [4, 8, 8, 16, 16], "hidden": 16, "num_classes": 1000}},
-    "nin": {"full": {"channels": [96, 256, 384, 1024], "num_classes": 1000},
-            "tiny": {"channels": [8, 16, 16, 32], "num_classes": 1000}},
+    "vgg19": {
+        "full": {"channels": [64, 128, 256, 512, 512], "hidden": 4096, "num_classes": 1000},
+        "tiny": {"channels": [4, 8, 8, 16, 16], "hidden": 16, "num_classes": 1000},
+    },
+    "nin": {
+        "full": {"channels": [96, 256, 384, 1024], "num_classes": 1000},
+        "tiny": {"channels": [8, 16, 16, 32], "num_classes": 1000},
+    },
     "googlenet": {"full": {"divisor": 1, "num_classes": 1000}, "tiny": {"divisor": 16, "num_classes": 1000}},
 }
 
@@ -198,8 +238,11 @@ def build_backbone(config: dict[str, Any]) -> nn.Module:
     architecture = config.get("architecture")
     try:
         if architecture == "vgg19":
-            model: nn.Module = VGG19(config.get("channels", (64, 128, 256, 512, 512)), int(config.get("hidden", 4096)),
-                                     int(config.get("num_classes", 1000)))
+            model: nn.Module = VGG19(
+                config.get("channels", (64, 128, 256, 512, 512)),
+                int(config.get("hidden", 4096)),
+                int(config.get("num_classes", 1000)),
+            )
         elif architecture == "nin":
             model = NIN(config.get("channels", (96, 256, 384, 1024)), int(config.get("num_classes", 1000)))
         elif architecture == "googlenet":
@@ -288,9 +331,18 @@ def make_random(folder: Path, *, architecture: str, preset: str = "tiny", seed: 
     """Write a random-weight backbone in the published state_dict layout; returns its sha256."""
     config, model = random_backbone(architecture, preset, seed)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    return save_folder(folder, config=config, state_dict=state,
-                       record={"source": "random", "architecture": architecture, "preset": preset, "seed": seed,
-                               "note": "untrained random weights: for tests and demos only"})
+    return save_folder(
+        folder,
+        config=config,
+        state_dict=state,
+        record={
+            "source": "random",
+            "architecture": architecture,
+            "preset": preset,
+            "seed": seed,
+            "note": "untrained random weights: for tests and demos only",
+        },
+    )
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -317,16 +369,23 @@ def load_backbone(info: BackboneInfo, *, device: str = "cpu") -> Backbone:
             state[key] = value.clone()
     try:
         check_state_dict(expected, state, path=path)
-    except Exception as exc:
-        raise BackboneError(str(exc).replace("fit its config.json", f"fit {info.architecture} "
-                                             f"({info.folder / CONFIG_NAME})")) from None
+    except WeightsError as exc:
+        raise BackboneError(
+            str(exc).replace("fit its config.json", f"fit {info.architecture} ({info.folder / CONFIG_NAME})")
+        ) from None
     model.load_state_dict(state, strict=True)
     model = model.to(device).eval().requires_grad_(False)
     return Backbone(model, info=info)
 
 
-def download(name: str, *, weights_dir: Path, timeout: float = 30.0,
-             progress: Callable[[int, int | None], None] | None = None, url: str | None = None) -> Path:
+def download(
+    name: str,
+    *,
+    weights_dir: Path,
+    timeout: float = 30.0,
+    progress: Callable[[int, int | None], None] | None = None,
+    url: str | None = None,
+) -> Path:
     """Fetch published weights into weights_dir/name: timeout, progress, the publisher's sha256 prefix checked,
     the full sha256 recorded in weights.json, and a strict load before it counts as installed."""
     import requests
@@ -355,8 +414,10 @@ def download(name: str, *, weights_dir: Path, timeout: float = 30.0,
             raise BackboneError(f"download of {url} ended early: the server sent fewer bytes than announced")
         sha = digest.hexdigest()
         if published.sha256_prefix and not sha.startswith(published.sha256_prefix):
-            raise BackboneError(f"{url} has sha256 {sha[:12]}…, but the publisher states {published.sha256_prefix}…: "
-                                "refusing it (a changed or corrupted file)")
+            raise BackboneError(
+                f"{url} has sha256 {sha[:12]}…, but the publisher states {published.sha256_prefix}…: "
+                "refusing it (a changed or corrupted file)"
+            )
         os.replace(tmp, folder / WEIGHTS_NAME)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -377,13 +438,24 @@ def backbone_for(folder: Path, *, sha256: str, device: str, weights_dir: Path) -
     if key not in _CACHE:
         info = resolve_backbone(str(folder), weights_dir=weights_dir)
         if info.sha256 != sha256:
-            raise BackboneError(f"backbone weights in {folder} changed since the set was planned "
-                                f"(sha256 {info.sha256[:12]}… ≠ {sha256[:12]}…)")
+            raise BackboneError(
+                f"backbone weights in {folder} changed since the set was planned "
+                f"(sha256 {info.sha256[:12]}… ≠ {sha256[:12]}…)"
+            )
         if len(_CACHE) >= 2:
             _CACHE.clear()
         _CACHE[key] = load_backbone(info, device=device)
     return _CACHE[key]
 
 
-__all__ = ["LAYERS", "VGG19_LAYERS", "Backbone", "backbone_for", "build_backbone", "download", "load_backbone",
-           "make_random", "to_input"]
+__all__ = [
+    "LAYERS",
+    "VGG19_LAYERS",
+    "Backbone",
+    "backbone_for",
+    "build_backbone",
+    "download",
+    "load_backbone",
+    "make_random",
+    "to_input",
+]

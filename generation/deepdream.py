@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
+import torch.nn.functional as F
 
 from generation.backbones import Backbone
 
@@ -47,8 +47,10 @@ def deepdream(backbone: Backbone, *, base: torch.Tensor, params: dict[str, Any])
     generator = torch.Generator().manual_seed(int(params["seed"]))
     height, width = base.shape[-2:]
     octaves = int(params["octaves"])
-    sizes = [(max(1, round(height / params["octave_scale"] ** k)), max(1, round(width / params["octave_scale"] ** k)))
-             for k in range(octaves)]
+    sizes = [
+        (max(1, round(height / params["octave_scale"] ** k)), max(1, round(width / params["octave_scale"] ** k)))
+        for k in range(octaves)
+    ]
     pyramid = [_resize(base, size) for size in sizes]
     jitter = int(params["jitter"])
     detail = torch.zeros_like(pyramid[-1])
@@ -56,7 +58,7 @@ def deepdream(backbone: Backbone, *, base: torch.Tensor, params: dict[str, Any])
     for octave_base in reversed(pyramid):
         x = (octave_base + _resize(detail, tuple(octave_base.shape[-2:]))).detach()
         for _ in range(int(params["iterations"])):
-            dy, dx = (torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist() if jitter else (0, 0))
+            dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist() if jitter else (0, 0)
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3)).requires_grad_(True)
             (gradient,) = torch.autograd.grad(objective(backbone, shifted, params), shifted)
             gradient = torch.roll(gradient, shifts=(-dy, -dx), dims=(2, 3))

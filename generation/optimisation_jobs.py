@@ -69,12 +69,19 @@ def render_optimisation_job(job: RenderJob, on_progress: Callable[[int], None] |
     device = pick_device(device_preference())
     weights_dir = Path(settings.WEIGHTS_DIR)
     model_folder = Path(job.payload["model_folder"]) if job.payload.get("model_folder") else None
-    provenance = {"device": device, "torch": torch.__version__, "threads": threads, "host": socket.gethostname(),
-                  "pid": os.getpid(), "job": job.pk}
+    provenance = {
+        "device": device,
+        "torch": torch.__version__,
+        "threads": threads,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "job": job.pk,
+    }
 
     def backbone(recipe: OptimisationRecipe) -> Backbone:
-        return backbone_for(folders[recipe.recipe_id], sha256=recipe.backbone["sha256"], device=device,
-                            weights_dir=weights_dir)
+        return backbone_for(
+            folders[recipe.recipe_id], sha256=recipe.backbone["sha256"], device=device, weights_dir=weights_dir
+        )
 
     def load_input(source: dict[str, Any]) -> np.ndarray:
         if "recipe" in source:
@@ -90,21 +97,35 @@ def render_optimisation_job(job: RenderJob, on_progress: Callable[[int], None] |
         recipe: OptimisationRecipe = image.recipe  # type: ignore[assignment]
         base = next((s["recipe"] for s in recipe.inputs.values() if "recipe" in s), None)
         class_index = base.get("class_index") if base else None
-        fields = {"image": relative_name(recipe), "sha256": image.sha256, "width": image.width,
-                  "height": image.height, "descriptors": image.descriptors,
-                  "provenance": {**provenance, "backbone_folder": str(folders[recipe.recipe_id])}}
+        fields = {
+            "image": relative_name(recipe),
+            "sha256": image.sha256,
+            "width": image.width,
+            "height": image.height,
+            "descriptors": image.descriptors,
+            "provenance": {**provenance, "backbone_folder": str(folders[recipe.recipe_id])},
+        }
         with transaction.atomic():
             updated = Stimulus.objects.filter(stimulus_set=stimulus_set, recipe_id=recipe.recipe_id).update(**fields)
             if not updated:
                 Stimulus.objects.create(
-                    stimulus_set=stimulus_set, public_id=stimulus_token(stimulus_set.name, recipe.recipe_id),
-                    condition=conditions[recipe.recipe_id], class_index=class_index,
-                    class_name=class_name(class_index), seed=base["seed"] if base else recipe.seed, epsilon=None,
-                    draw=base.get("draw", 0) if base else 0, recipe=recipe.to_dict(), recipe_id=recipe.recipe_id,
-                    labels=recipe_labels(recipe), **fields)
+                    stimulus_set=stimulus_set,
+                    public_id=stimulus_token(stimulus_set.name, recipe.recipe_id),
+                    condition=conditions[recipe.recipe_id],
+                    class_index=class_index,
+                    class_name=class_name(class_index),
+                    seed=base["seed"] if base else recipe.seed,
+                    epsilon=None,
+                    draw=base.get("draw", 0) if base else 0,
+                    recipe=recipe.to_dict(),
+                    recipe_id=recipe.recipe_id,
+                    labels=recipe_labels(recipe),
+                    **fields,
+                )
             RenderJob.objects.filter(pk=job.pk).update(done=F("done") + 1)
         if on_progress:
             on_progress(1)
 
-    render_optimisations(todo, backbone=backbone, load_input=load_input,
-                         destination=lambda r: media / relative_name(r), on_image=record)
+    render_optimisations(
+        todo, backbone=backbone, load_input=load_input, destination=lambda r: media / relative_name(r), on_image=record
+    )

@@ -57,8 +57,14 @@ def to_rgb(x: torch.Tensor) -> np.ndarray:
 def encode(recipe: OptimisationRecipe, rgb: np.ndarray, destination: Path) -> RenderedImage:
     data = png_bytes(rgb)
     atomic_write_bytes(destination, data)
-    return RenderedImage(recipe=recipe, path=destination, sha256=hashlib.sha256(data).hexdigest(),  # type: ignore[arg-type]
-                         width=rgb.shape[1], height=rgb.shape[0], descriptors=describe(rgb, png_size=len(data)))
+    return RenderedImage(
+        recipe=recipe,
+        path=destination,
+        sha256=hashlib.sha256(data).hexdigest(),  # type: ignore[arg-type]
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        descriptors=describe(rgb, png_size=len(data)),
+    )
 
 
 def group_runs(recipes: Sequence[OptimisationRecipe]) -> list[list[OptimisationRecipe]]:
@@ -69,9 +75,14 @@ def group_runs(recipes: Sequence[OptimisationRecipe]) -> list[list[OptimisationR
     return list(runs.values())
 
 
-def render_optimisations(recipes: Sequence[OptimisationRecipe], *, backbone: Callable[[OptimisationRecipe], Backbone],
-                         load_input: InputLoader, destination: Callable[[OptimisationRecipe], Path],
-                         on_image: Callable[[RenderedImage], None]) -> None:
+def render_optimisations(
+    recipes: Sequence[OptimisationRecipe],
+    *,
+    backbone: Callable[[OptimisationRecipe], Backbone],
+    load_input: InputLoader,
+    destination: Callable[[OptimisationRecipe], Path],
+    on_image: Callable[[RenderedImage], None],
+) -> None:
     """Render the recipes run by run; each finished image (already written) goes to on_image."""
     for run in group_runs(recipes):
         first = run[0]
@@ -84,12 +95,13 @@ def render_optimisations(recipes: Sequence[OptimisationRecipe], *, backbone: Cal
             style = to_tensor(fit(load_input(first.inputs["style"]), size), device)
             from generation.style_transfer import style_transfer
 
-            def snapshot(iteration: int, image: torch.Tensor) -> None:
+            def snapshot(iteration: int, image: torch.Tensor, by_iteration=by_iteration) -> None:
                 recipe = by_iteration[iteration]
                 on_image(encode(recipe, to_rgb(image), destination(recipe)))
 
-            style_transfer(network, content=content, style=style, params=first.params, snapshots=by_iteration,
-                           on_snapshot=snapshot)
+            style_transfer(
+                network, content=content, style=style, params=first.params, snapshots=by_iteration, on_snapshot=snapshot
+            )
         else:
             from generation.deepdream import deepdream
 

@@ -31,10 +31,38 @@ OPTIMISATION_CODE_VERSION = "1"
 
 KINDS = ("style-transfer", "deepdream")
 CONDITION_KEYS = {"style_transfer": "style-transfer", "deepdream": "deepdream"}
-STYLE_KEYS = {"backbone", "content", "style", "content_layers", "style_layers", "content_weight", "style_weight",
-              "tv_weight", "optimiser", "learning_rate", "iterations", "init", "seed", "size", "snapshots"}
-DREAM_KEYS = {"backbone", "base", "layer", "objective", "channel", "class", "octaves", "octave_scale", "iterations",
-              "step_size", "jitter", "seed", "size"}
+STYLE_KEYS = {
+    "backbone",
+    "content",
+    "style",
+    "content_layers",
+    "style_layers",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "optimiser",
+    "learning_rate",
+    "iterations",
+    "init",
+    "seed",
+    "size",
+    "snapshots",
+}
+DREAM_KEYS = {
+    "backbone",
+    "base",
+    "layer",
+    "objective",
+    "channel",
+    "class",
+    "octaves",
+    "octave_scale",
+    "iterations",
+    "step_size",
+    "jitter",
+    "seed",
+    "size",
+}
 OPTIMISERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 OBJECTIVES = ("activation", "channel", "class")
@@ -79,8 +107,9 @@ def _unknown(block: dict[str, Any], allowed: set[str], where: str) -> None:
             raise _spec_error(f"{where}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
 
 
-def _number(block: dict[str, Any], key: str, where: str, default: float, *, minimum: float = 0.0,
-            exclusive: bool = False) -> float:
+def _number(
+    block: dict[str, Any], key: str, where: str, default: float, *, minimum: float = 0.0, exclusive: bool = False
+) -> float:
     value = block.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _spec_error(f"{where}.{key}", f"must be a number, not {value!r}")
@@ -156,8 +185,10 @@ def _images(block: dict[str, Any], key: str, where: str, base_dir: Path) -> list
     values = value if isinstance(value, list) else [value]
     if not values:
         raise _spec_error(f"{where}.{key}", "must not be empty")
-    return [_image(v, f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else ""), base_dir)
-            for i, v in enumerate(values)]
+    return [
+        _image(v, f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else ""), base_dir)
+        for i, v in enumerate(values)
+    ]
 
 
 def _style_transfer(block: dict[str, Any], where: str, base_dir: Path) -> dict[str, Any]:
@@ -197,10 +228,16 @@ def _style_transfer(block: dict[str, Any], where: str, base_dir: Path) -> dict[s
             raise _spec_error(f"{where}.snapshots[{i}]", f"must be in 1..iterations ({params['iterations']})")
     if len(set(snapshots)) != len(snapshots):
         raise _spec_error(f"{where}.snapshots", "lists an iteration twice")
-    return {"kind": "style-transfer", "backbone": backbone, "params": params,
-            "snapshots": sorted({*snapshots, params["iterations"]}),
-            "inputs": {"content": _images(block, "content", where, base_dir),
-                       "style": _images(block, "style", where, base_dir)}}
+    return {
+        "kind": "style-transfer",
+        "backbone": backbone,
+        "params": params,
+        "snapshots": sorted({*snapshots, params["iterations"]}),
+        "inputs": {
+            "content": _images(block, "content", where, base_dir),
+            "style": _images(block, "style", where, base_dir),
+        },
+    }
 
 
 def _deepdream(block: dict[str, Any], where: str, base_dir: Path) -> dict[str, Any]:
@@ -239,20 +276,27 @@ def _deepdream(block: dict[str, Any], where: str, base_dir: Path) -> dict[str, A
         params["channel"] = _int(block, "channel", where, 0)
     elif "channel" in block:
         raise _spec_error(f"{where}.channel", "only for objective channel")
-    params.update({
-        "octaves": _int(block, "octaves", where, 4, minimum=1),
-        "octave_scale": _number(block, "octave_scale", where, 1.4, minimum=1.0),
-        "iterations": _int(block, "iterations", where, 10, minimum=1),
-        "step_size": _number(block, "step_size", where, 0.01, exclusive=True),
-        "jitter": _int(block, "jitter", where, 32),
-        "seed": _int(block, "seed", where, 0),
-    })
+    params.update(
+        {
+            "octaves": _int(block, "octaves", where, 4, minimum=1),
+            "octave_scale": _number(block, "octave_scale", where, 1.4, minimum=1.0),
+            "iterations": _int(block, "iterations", where, 10, minimum=1),
+            "step_size": _number(block, "step_size", where, 0.01, exclusive=True),
+            "jitter": _int(block, "jitter", where, 32),
+            "seed": _int(block, "seed", where, 0),
+        }
+    )
     if "size" in block:
         params["size"] = _int(block, "size", where, 256, minimum=16)
     if "base" not in block:
         raise _spec_error(f"{where}.base", "missing (an image path or {condition: NAME})")
-    return {"kind": "deepdream", "backbone": backbone, "params": params, "snapshots": [],
-            "inputs": {"base": [_image(block["base"], f"{where}.base", base_dir)]}}
+    return {
+        "kind": "deepdream",
+        "backbone": backbone,
+        "params": params,
+        "snapshots": [],
+        "inputs": {"base": [_image(block["base"], f"{where}.base", base_dir)]},
+    }
 
 
 def check_distinct(conditions: list[tuple[int, str, dict[str, Any] | None]]) -> None:
@@ -316,8 +360,17 @@ class OptimisationRecipe:
 
     def run_key(self) -> str:
         """Recipes that differ only in their iteration count are snapshots of one optimisation run."""
-        return json.dumps([self.kind, self.backbone, {**self.params, "iterations": None}, self.inputs,
-                           self.precision, self.code_version], sort_keys=True)
+        return json.dumps(
+            [
+                self.kind,
+                self.backbone,
+                {**self.params, "iterations": None},
+                self.inputs,
+                self.precision,
+                self.code_version,
+            ],
+            sort_keys=True,
+        )
 
     def network_key(self) -> str:
         """Job grouping: one backbone per job, a run's snapshots together."""
@@ -385,9 +438,15 @@ class PlannedOptimisation:
     job_extra: dict[str, Any]
 
 
-def plan_optimisation(*, index: int, condition: str, optimisation: dict[str, Any], weights_dir: Path,
-                      base_dir: Path | None, generator_items: dict[str, list[Any]],
-                      ) -> tuple[list[PlannedOptimisation], list[dict[str, Any]]]:
+def plan_optimisation(
+    *,
+    index: int,
+    condition: str,
+    optimisation: dict[str, Any],
+    weights_dir: Path,
+    base_dir: Path | None,
+    generator_items: dict[str, list[Any]],
+) -> tuple[list[PlannedOptimisation], list[dict[str, Any]]]:
     """Resolve the backbone (checking layers against its architecture) and expand inputs x snapshots into
     recipes; also returns the input files to store. `generator_items` maps each generator condition to its
     planned items (with `.recipe`)."""
@@ -412,17 +471,24 @@ def plan_optimisation(*, index: int, condition: str, optimisation: dict[str, Any
             if "condition" in source:
                 items = generator_items.get(source["condition"])
                 if items is None:
-                    raise _spec_error(f"{where}.{role}", f"condition {source['condition']!r} is not a generator "
-                                                         "condition of this spec")
+                    raise _spec_error(
+                        f"{where}.{role}",
+                        f"condition {source['condition']!r} is not a generator condition of this spec",
+                    )
                 expanded += [{"recipe": item.recipe.to_dict()} for item in items]
             else:
                 expanded.append({"path": source["path"], "sha256": source["sha256"]})
                 files.append(source)
         combos = [{**inputs, role: value} for inputs in combos for value in expanded]
-    base_recipes = [OptimisationRecipe(kind=optimisation["kind"], backbone=info.as_recipe(), params=params,
-                                       inputs=inputs) for inputs in combos]
+    base_recipes = [
+        OptimisationRecipe(kind=optimisation["kind"], backbone=info.as_recipe(), params=params, inputs=inputs)
+        for inputs in combos
+    ]
     snapshots = optimisation["snapshots"] or [params["iterations"]]
     extra = {"backbone_folder": str(info.folder)}
-    planned = [PlannedOptimisation(condition, replace(base, params={**params, "iterations": snapshot}), extra)
-               for base in base_recipes for snapshot in snapshots]
+    planned = [
+        PlannedOptimisation(condition, replace(base, params={**params, "iterations": snapshot}), extra)
+        for base in base_recipes
+        for snapshot in snapshots
+    ]
     return planned, files

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
+import torch.nn.functional as F
 
 from generation.backbones import Backbone, to_input
 
@@ -34,8 +34,15 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return ((x[:, :, 1:, :] - x[:, :, :-1, :]) ** 2).sum() + ((x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2).sum()
 
 
-def style_transfer(backbone: Backbone, *, content: torch.Tensor, style: torch.Tensor, params: dict[str, Any],
-                   snapshots: Iterable[int], on_snapshot: Callable[[int, torch.Tensor], None]) -> None:
+def style_transfer(
+    backbone: Backbone,
+    *,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    params: dict[str, Any],
+    snapshots: Iterable[int],
+    on_snapshot: Callable[[int, torch.Tensor], None],
+) -> None:
     """Run the optimisation; at each snapshot iteration hand the image (1, 3, H, W) in [0, 1] to on_snapshot.
 
     content and style are RGB in [0, 1] on the backbone's device, content already at the output size.
@@ -67,7 +74,8 @@ def style_transfer(backbone: Backbone, *, content: torch.Tensor, style: torch.Te
 
     if params["optimiser"] == "lbfgs":
         optimiser: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=1, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0)
+            [x], lr=1, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
+        )
     else:
         optimiser = torch.optim.Adam([x], lr=params["learning_rate"])
 

@@ -19,10 +19,15 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         random = sub.add_parser("make-random", help="write DIR/config.json + DIR/pytorch_model.bin, random weights")
         random.add_argument("folder", type=Path)
-        random.add_argument("--architecture", choices=sorted({p.architecture for p in PUBLISHED.values()}),
-                            required=True)
-        random.add_argument("--preset", choices=["tiny", "full"], default="tiny",
-                            help="tiny: same keys, few channels (tests); full: the published shapes")
+        random.add_argument(
+            "--architecture", choices=sorted({p.architecture for p in PUBLISHED.values()}), required=True
+        )
+        random.add_argument(
+            "--preset",
+            choices=["tiny", "full"],
+            default="tiny",
+            help="tiny: same keys, few channels (tests); full: the published shapes",
+        )
         random.add_argument("--seed", type=int, default=0)
         fetch = sub.add_parser("download", help="fetch published weights into WEIGHTS_DIR/<name>")
         fetch.add_argument("name", choices=sorted(PUBLISHED))
@@ -44,10 +49,13 @@ class Command(BaseCommand):
 
         if action == "make-random":
             folder = options["folder"]
-            sha = make_random(folder, architecture=options["architecture"], preset=options["preset"],
-                              seed=options["seed"])
-            self.stdout.write(f"wrote {folder} ({options['architecture']} {options['preset']}, seed {options['seed']}, "
-                              f"sha256 {sha[:12]}…): untrained random weights — for tests and demos only")
+            sha = make_random(
+                folder, architecture=options["architecture"], preset=options["preset"], seed=options["seed"]
+            )
+            self.stdout.write(
+                f"wrote {folder} ({options['architecture']} {options['preset']}, seed {options['seed']}, "
+                f"sha256 {sha[:12]}…): untrained random weights — for tests and demos only"
+            )
             return
         name = options["name"]
         bar = tqdm(unit="B", unit_scale=True, desc=name, disable=None)
