@@ -69,13 +69,14 @@ class StimulusSetAdmin(admin.ModelAdmin):
     def contact_sheet(self, request: HttpRequest, pk: int) -> HttpResponse:
         stimulus_set = get_object_or_404(StimulusSet, pk=pk)
         stimuli = list(stimulus_set.stimuli.order_by("seed", "draw", "public_id"))
+        stimuli.sort(key=lambda s: (s.labels or {}).get("iteration", 0))  # snapshots in iteration order
         spec_order = [c.get("name") for c in (stimulus_set.spec or {}).get("conditions", []) if isinstance(c, dict)]
         conditions = [c for c in spec_order if any(s.condition == c for s in stimuli)]
         conditions += sorted({s.condition for s in stimuli} - set(conditions))
         classes = sorted({s.class_index for s in stimuli}, key=lambda c: (c is None, c if c is not None else 0))
         names = {s.class_index: s.class_name for s in stimuli}
         rows = [
-            {"condition": condition,
+            {"condition": condition, "kind": condition_kinds(stimulus_set.spec).get(condition, ""),
              "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes]}
             for condition in conditions
         ]
@@ -86,6 +87,23 @@ class StimulusSetAdmin(admin.ModelAdmin):
             "columns": [{"index": c, "name": names.get(c, "")} for c in classes], "rows": rows,
         }
         return TemplateResponse(request, "admin/generation/stimulusset/contact_sheet.html", context)
+
+
+def condition_kinds(spec: dict) -> dict[str, str]:
+    """Each condition's kind as the design file states it: baseline, multiplicative, semantic, style-transfer,
+    deepdream."""
+    kinds = {}
+    for condition in (spec or {}).get("conditions", []):
+        if not isinstance(condition, dict):
+            continue
+        if "style_transfer" in condition:
+            kind = "style-transfer"
+        elif "deepdream" in condition:
+            kind = "deepdream"
+        else:
+            kind = (condition.get("perturbation") or {}).get("kind") or "baseline"
+        kinds[str(condition.get("name"))] = kind
+    return kinds
 
 
 class ClassIndexFilter(admin.SimpleListFilter):

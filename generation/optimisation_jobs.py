@@ -129,3 +129,37 @@ def render_optimisation_job(job: RenderJob, on_progress: Callable[[int], None] |
     render_optimisations(
         todo, backbone=backbone, load_input=load_input, destination=lambda r: media / relative_name(r), on_image=record
     )
+
+
+def render_optimisation_recipe(
+    recipe: OptimisationRecipe, *, out: Path, backbone_folder: Path, inputs_dir: Path, model_folder: Path | None
+) -> RenderedImage:
+    """Regenerate one style-transfer/DeepDream image from its recipe (render_recipe); inputs by sha256."""
+    from generation.services import device_preference
+
+    configure_torch(int(getattr(settings, "TORCH_NUM_THREADS", 1)))
+    device = pick_device(device_preference())
+    network = backbone_for(
+        backbone_folder, sha256=recipe.backbone["sha256"], device=device, weights_dir=Path(settings.WEIGHTS_DIR)
+    )
+
+    def load_input(source: dict[str, Any]) -> np.ndarray:
+        if "recipe" in source:
+            if model_folder is None:
+                raise ValueError("this recipe starts from a generator stimulus: give --model")
+            return generator_image(source["recipe"], model_folder=model_folder, device=device)
+        return read_image(_find_input(inputs_dir, source), sha256=source["sha256"])
+
+    images: list[RenderedImage] = []
+    render_optimisations(
+        [recipe], backbone=lambda r: network, load_input=load_input, destination=lambda r: out, on_image=images.append
+    )
+    return images[0]
+
+
+def _find_input(inputs_dir: Path, source: dict[str, Any]) -> Path:
+    """An input stored by sha256 (MEDIA_ROOT/generation-inputs) or, failing that, by its recorded path."""
+    stored = inputs_dir / f"{source['sha256']}{Path(source['path']).suffix.lower()}"
+    if stored.is_file():
+        return stored
+    return Path(source["path"])

@@ -197,12 +197,21 @@ def _style_transfer(block: dict[str, Any], where: str, base_dir: Path) -> dict[s
     architecture = _architecture_hint(backbone)
     if architecture == "googlenet":
         raise _spec_error(f"{where}.backbone", "style transfer runs on vgg19 or nin")
-    defaults = STYLE_DEFAULTS.get(architecture or "vgg19", STYLE_DEFAULTS["vgg19"])
+    # A folder's architecture is known only at plan time: its defaults are filled in there (None until then).
+    defaults = STYLE_DEFAULTS.get(architecture or "", {})
     params: dict[str, Any] = {
-        "content_layers": _layers(block, "content_layers", where, architecture, defaults["content_layers"]),
-        "style_layers": _layers(block, "style_layers", where, architecture, defaults["style_layers"]),
-        "content_weight": _number(block, "content_weight", where, defaults["content_weight"]),
-        "style_weight": _number(block, "style_weight", where, defaults["style_weight"]),
+        "content_layers": _layers(block, "content_layers", where, architecture, defaults.get("content_layers"))
+        if "content_layers" in block or defaults
+        else None,
+        "style_layers": _layers(block, "style_layers", where, architecture, defaults.get("style_layers"))
+        if "style_layers" in block or defaults
+        else None,
+        "content_weight": _number(block, "content_weight", where, defaults.get("content_weight", 0.0))
+        if "content_weight" in block or defaults
+        else None,
+        "style_weight": _number(block, "style_weight", where, defaults.get("style_weight", 0.0))
+        if "style_weight" in block or defaults
+        else None,
         "tv_weight": _number(block, "tv_weight", where, 1e-3),
         "iterations": _int(block, "iterations", where, 300, minimum=1),
         "seed": _int(block, "seed", where, 0),
@@ -264,12 +273,12 @@ def _deepdream(block: dict[str, Any], where: str, base_dir: Path) -> dict[str, A
     else:
         if "class" in block:
             raise _spec_error(f"{where}.class", "only for objective class")
-        layer = block.get("layer", DREAM_DEFAULT_LAYER.get(architecture or "googlenet"))
-        if not isinstance(layer, str) or not layer:
+        layer = block.get("layer", DREAM_DEFAULT_LAYER.get(architecture or ""))
+        if layer is not None and (not isinstance(layer, str) or not layer):
             raise _spec_error(f"{where}.layer", "must be a layer name")
-        if architecture is not None:
+        if architecture is not None and layer is not None:
             check_layers([layer], architecture, f"{where}.layer")
-        params["layer"] = layer
+        params["layer"] = layer  # None: the backbone's default, filled in at plan time
     if objective == "channel":
         if "channel" not in block:
             raise _spec_error(f"{where}.channel", "missing (the channel index whose mean is maximised)")
@@ -349,6 +358,10 @@ class OptimisationRecipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptimisationRecipe:
         return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> OptimisationRecipe:
+        return cls.from_dict(json.loads(text))
 
     @property
     def recipe_id(self) -> str:
@@ -459,9 +472,11 @@ def plan_optimisation(
     if optimisation["kind"] == "style-transfer":
         if info.architecture == "googlenet":
             raise _spec_error(f"{where}.backbone", "style transfer runs on vgg19 or nin, not googlenet")
+        params.update({k: v for k, v in STYLE_DEFAULTS[info.architecture].items() if params.get(k) is None})
         check_layers(params["content_layers"], info.architecture, f"{where}.content_layers")
         check_layers(params["style_layers"], info.architecture, f"{where}.style_layers")
     else:
+        params["layer"] = params["layer"] or DREAM_DEFAULT_LAYER[info.architecture]
         check_layers([params["layer"]], info.architecture, f"{where}.layer")
     files: list[dict[str, Any]] = []
     combos: list[dict[str, dict[str, Any]]] = [{}]
