@@ -500,7 +500,7 @@ def plan_optimisation(
         for inputs in combos
     ]
     snapshots = optimisation["snapshots"] or [params["iterations"]]
-    extra = {"backbone_folder": str(info.folder)}
+    extra = {"backbone_folder": str(info.folder), "backbone_untrained": info.untrained}
     planned = [
         PlannedOptimisation(condition, replace(base, params={**params, "iterations": snapshot}), extra)
         for base in base_recipes

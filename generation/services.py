@@ -75,6 +75,11 @@ class SetPlan:
     info: ModelInfo
     items: list[PlannedStimulus]
     inputs: list[dict[str, Any]] = field(default_factory=list)  # image files of style transfer / DeepDream
+    untrained_backbones: list[str] = field(default_factory=list)  # random-weight backbones: a demo set
+
+    @property
+    def untrained(self) -> bool:
+        return self.info.untrained or bool(self.untrained_backbones)
 
 
 def model_id_for(model: str, folder: Path) -> str:
@@ -101,6 +106,7 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
                                     precision=spec.precision, batch_size=spec.batch_size)
                     items.append(PlannedStimulus(condition=condition.name, recipe=recipe))
     inputs: list[dict[str, Any]] = []
+    untrained: list[str] = []
     by_condition: dict[str, list[PlannedStimulus]] = {}
     for item in items:
         by_condition.setdefault(item.condition, []).append(item)
@@ -112,7 +118,8 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
                                                generator_items=by_condition)
             items += planned  # type: ignore[arg-type]
             inputs += files
-    return SetPlan(info=info, items=items, inputs=inputs)
+            untrained += [p.recipe.backbone["id"] for p in planned[:1] if p.job_extra["backbone_untrained"]]
+    return SetPlan(info=info, items=items, inputs=inputs, untrained_backbones=untrained)
 
 
 def _check_against_model(spec: StimulusSpec, adapter: GeneratorAdapter) -> None:
@@ -157,7 +164,7 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
         stimulus_set, created = StimulusSet.objects.select_for_update().get_or_create(
             name=spec.name,
             defaults={"source": StimulusSet.Source.RENDERED, "spec": spec.raw, "model_id": plan.info.model_id,
-                      "weights_sha256": plan.info.sha256, "untrained": plan.info.untrained,
+                      "weights_sha256": plan.info.sha256, "untrained": plan.untrained,
                       "description": spec.description},
         )
         if not created:
@@ -171,7 +178,8 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
                 )
             stimulus_set.spec = spec.raw
             stimulus_set.description = spec.description or stimulus_set.description
-            stimulus_set.save(update_fields=["spec", "description"])
+            stimulus_set.untrained = stimulus_set.untrained or plan.untrained
+            stimulus_set.save(update_fields=["spec", "description", "untrained"])
     for source in plan.inputs:
         store_input(Path(settings.MEDIA_ROOT), source)
     done = {

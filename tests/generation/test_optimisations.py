@@ -443,6 +443,7 @@ def test_one_spec_renders_generator_style_transfer_and_deepdream(
     assert "0 to render" in again.getvalue()
 
     stimulus_set = StimulusSet.objects.get(name="mixed")
+    assert stimulus_set.untrained  # random backbones make a demo set, like a random generator
     sheet = admin_client.get(f"/admin/generation/stimulusset/{stimulus_set.pk}/contact-sheet/")
     assert sheet.status_code == 200
     page = sheet.content.decode()
@@ -488,3 +489,44 @@ def test_optimisation_bytes_equal_across_processes(tmp_path, tiny_model, backbon
             )
             assert result.returncode == 0, result.stderr
             assert hashlib.sha256(out.read_bytes()).hexdigest() == stimulus.sha256
+
+
+@pytest.fixture
+def gpu_queue(settings) -> str:
+    """A GPU queue name, set before the worker fixture reads it (so the worker consumes it)."""
+    settings.CELERY_GPU_QUEUE = "gpu-optimisations-test"
+    return settings.CELERY_GPU_QUEUE
+
+
+@pytest.mark.broker
+def test_optimisation_jobs_run_on_the_gpu_queue_worker(
+    tmp_path, tiny_model, backbones, gpu_queue, celery_worker_process
+) -> None:
+    from generation.models import RenderJob
+
+    spec_path = mixed_spec(tmp_path, tiny_model, backbones)
+    out = io.StringIO()
+    call_command("render_set", str(spec_path), stdout=out)
+    assert "on Celery workers" in out.getvalue()
+    stimuli = Stimulus.objects.filter(stimulus_set__name="mixed")
+    assert stimuli.count() == 10
+    assert {s.provenance["pid"] for s in stimuli} == {celery_worker_process.pid}
+    assert all(j.status == RenderJob.Status.DONE and j.celery_task_id for j in RenderJob.objects.all())
+
+
+@pytest.mark.django_db
+def test_random_backbones_mark_the_set_untrained_even_with_real_generator_weights(
+    tmp_path, tiny_model, backbones
+) -> None:
+    import shutil
+
+    from generation.services import set_plan
+
+    generator = tmp_path / "trained-generator"
+    shutil.copytree(tiny_model, generator)
+    record = json.loads((generator / "weights.json").read_text())
+    (generator / "weights.json").write_text(json.dumps({**record, "source": "download"}))
+    spec_path = mixed_spec(tmp_path, generator, backbones)
+    plan = set_plan(spec=load_spec(spec_path))
+    assert not plan.info.untrained
+    assert plan.untrained and sorted(plan.untrained_backbones) == ["googlenet", "nin", "vgg19", "vgg19"]
