@@ -450,6 +450,7 @@ def test_one_spec_renders_generator_style_transfer_and_deepdream(
     assert "gatys-vgg" in page and "iteration 1" in page and "style-transfer" in page
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_optimisation_bytes_equal_across_processes(tmp_path, tiny_model, backbones, settings) -> None:
     """A snapshot (iteration 1 of a 3-iteration run) re-rendered alone in two fresh processes: same bytes."""
@@ -530,3 +531,29 @@ def test_random_backbones_mark_the_set_untrained_even_with_real_generator_weight
     plan = set_plan(spec=load_spec(spec_path))
     assert not plan.info.untrained
     assert plan.untrained and sorted(plan.untrained_backbones) == ["googlenet", "nin", "vgg19", "vgg19"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_example_spec_renders_on_random_weights(tmp_path, monkeypatch) -> None:
+    """examples/optimisations.yaml with the commands in its header, as on a clean clone."""
+    from generation.weights import make_random as make_random_generator
+
+    monkeypatch.chdir(tmp_path)
+    make_random_generator(tmp_path / "var/weights/tiny", preset="tiny", seed=0)
+    for architecture in ("vgg19", "nin", "googlenet"):
+        call_command(
+            "backbone_weights",
+            "make-random",
+            f"var/weights/{architecture}-tiny",
+            "--architecture",
+            architecture,
+            stdout=io.StringIO(),
+        )
+    spec = ROOT / "examples" / "optimisations.yaml"
+    assert load_spec(spec).image_count == 11
+    call_command("render_set", str(spec), "--out", str(tmp_path / "out"), stdout=io.StringIO())
+    stimuli = Stimulus.objects.filter(stimulus_set__name="example-optimisations")
+    assert stimuli.count() == 11
+    assert sorted(s.labels["iteration"] for s in stimuli if s.condition == "gatys-vgg19") == [5, 10, 20]
+    assert {(s.width, s.height) for s in stimuli if s.condition.startswith("gatys")} == {(128, 128)}
