@@ -60,7 +60,15 @@ def deepdream(backbone: Backbone, *, base: torch.Tensor, params: dict[str, Any])
         for _ in range(int(params["iterations"])):
             dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist() if jitter else (0, 0)
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3)).requires_grad_(True)
-            (gradient,) = torch.autograd.grad(objective(backbone, shifted, params), shifted)
+            try:
+                value = objective(backbone, shifted, params)
+            except RuntimeError as exc:  # a pooling window larger than the octave's map
+                raise ValueError(
+                    f"octave of {tuple(x.shape[-2:])} px is too small for layer {params['layer']} of "
+                    f"{backbone.architecture} ({str(exc).splitlines()[0]}): use fewer octaves, a smaller "
+                    "octave_scale or a larger size"
+                ) from None
+            (gradient,) = torch.autograd.grad(value, shifted)
             gradient = torch.roll(gradient, shifts=(-dy, -dx), dims=(2, 3))
             x = (x + params["step_size"] / (gradient.abs().mean() + 1e-8) * gradient).clamp(0, 1).detach()
         detail = x - octave_base
