@@ -274,6 +274,17 @@ def to_input(architecture: str, image: torch.Tensor) -> torch.Tensor:
     return image * 2 - 1
 
 
+def from_input(architecture: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The inverse of `to_input`: the backbone's input tensor back to RGB in [0, 1] (unclipped)."""
+    if architecture == "vgg19":
+        mean = tensor.new_tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = tensor.new_tensor(_IMAGENET_STD).view(1, 3, 1, 1)
+        return tensor * std + mean
+    if architecture == "nin":
+        return ((tensor + tensor.new_tensor(_CAFFE_MEAN_BGR).view(1, 3, 1, 1)) / 255).flip(1)
+    return (tensor + 1) / 2
+
+
 class Backbone:
     """A loaded backbone: the module, its architecture and where it came from; reads named layers."""
 
@@ -288,14 +299,17 @@ class Backbone:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def activations(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-        """The outputs of the named layers for an RGB [0, 1] image; stops after the deepest one."""
+    def activations(
+        self, image: torch.Tensor, layers: Iterable[str], *, preprocessed: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """The outputs of the named layers for an RGB [0, 1] image (or, preprocessed, for the backbone's input
+        tensor); stops after the deepest one."""
         wanted = set(layers)
         unknown = wanted - set(self._order)
         if unknown:
             raise ValueError(f"{self.architecture} has no layer {sorted(unknown)[0]!r}")
         last = max(self._order[name] for name in wanted)
-        x = to_input(self.architecture, image)
+        x = image if preprocessed else to_input(self.architecture, image)
         found = {}
         for name, stage in self._stages[: last + 1]:
             x = stage(x)

@@ -7,8 +7,12 @@ match a content image's and its Gram matrices match a style image's.
 
 F_l is layer l's output (C_l x H_l·W_l); all three terms are computed on the backbone's input tensor (what the
 network sees: ImageNet-normalised RGB for VGG-19, Caffe BGR 0..255 for NIN), as neural-style does for its
-Caffe models. x starts at the content image or at uniform noise U(0, 1) from torch.Generator(seed). One
-iteration is one optimiser step; L-BFGS runs one iteration per `step` (lr 1, no line search, history 100), so
+Caffe models. x starts at the content image or at uniform noise U(0, 1) from torch.Generator(seed).
+
+L-BFGS (lr 1, no line search, history 100) optimises the backbone's input tensor, as neural-style does; in
+[0, 1] pixel units its second step overflowed on NIN (input 0..255), and torch's strong-Wolfe line search did
+not recover from the infinite loss either. Adam optimises the [0, 1] image, so `learning_rate` is in pixel
+units for every backbone. One iteration is one optimiser step (L-BFGS: one `step` call with max_iter 1), so
 the image after k iterations is the same whether the run stops at k or goes on: snapshots share bytes with
 shorter runs.
 """
@@ -21,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from generation.backbones import Backbone, to_input
+from generation.backbones import Backbone, from_input, to_input
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -57,27 +61,30 @@ def style_transfer(
         x = noise.to(content.device)
     else:
         x = content.clone()
-    x.requires_grad_(True)
+    architecture = backbone.architecture
+    lbfgs = params["optimiser"] == "lbfgs"
+    variable = (to_input(architecture, x) if lbfgs else x).detach().requires_grad_(True)
     layers = [*dict.fromkeys([*content_layers, *style_layers])]
     wc, ws, wtv = params["content_weight"], params["style_weight"], params["tv_weight"]
 
     def loss_of() -> torch.Tensor:
-        found = backbone.activations(x, layers)
-        loss = x.new_zeros(())
+        network_input = variable if lbfgs else to_input(architecture, variable)
+        found = backbone.activations(network_input, layers, preprocessed=True)
+        loss = variable.new_zeros(())
         for name in content_layers:
             loss = loss + wc * F.mse_loss(found[name], content_targets[name])
         for name in style_layers:
             loss = loss + ws * F.mse_loss(gram(found[name]), style_targets[name])
         if wtv:
-            loss = loss + wtv * total_variation(to_input(backbone.architecture, x))
+            loss = loss + wtv * total_variation(network_input)
         return loss
 
-    if params["optimiser"] == "lbfgs":
+    if lbfgs:
         optimiser: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x], lr=1, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
+            [variable], lr=1, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
         )
     else:
-        optimiser = torch.optim.Adam([x], lr=params["learning_rate"])
+        optimiser = torch.optim.Adam([variable], lr=params["learning_rate"])
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
@@ -88,4 +95,10 @@ def style_transfer(
     for iteration in range(1, points[-1] + 1):
         optimiser.step(closure)
         if iteration in points:
-            on_snapshot(iteration, x.detach().clamp(0, 1))
+            image = from_input(architecture, variable.detach()) if lbfgs else variable.detach()
+            if not torch.isfinite(image).all():
+                raise ValueError(
+                    f"style transfer diverged (non-finite image at iteration {iteration}): lower "
+                    "style_weight/content_weight or use optimiser adam"
+                )
+            on_snapshot(iteration, image.clamp(0, 1))
