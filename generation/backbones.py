@@ -274,17 +274,6 @@ def to_input(architecture: str, image: torch.Tensor) -> torch.Tensor:
     return image * 2 - 1
 
 
-def from_input(architecture: str, tensor: torch.Tensor) -> torch.Tensor:
-    """The inverse of `to_input`: the backbone's input tensor back to RGB in [0, 1] (unclipped)."""
-    if architecture == "vgg19":
-        mean = tensor.new_tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = tensor.new_tensor(_IMAGENET_STD).view(1, 3, 1, 1)
-        return tensor * std + mean
-    if architecture == "nin":
-        return ((tensor + tensor.new_tensor(_CAFFE_MEAN_BGR).view(1, 3, 1, 1)) / 255).flip(1)
-    return (tensor + 1) / 2
-
-
 class Backbone:
     """A loaded backbone: the module, its architecture and where it came from; reads named layers."""
 

@@ -9,12 +9,11 @@ F_l is layer l's output (C_l x H_l·W_l); all three terms are computed on the ba
 network sees: ImageNet-normalised RGB for VGG-19, Caffe BGR 0..255 for NIN), as neural-style does for its
 Caffe models. x starts at the content image or at uniform noise U(0, 1) from torch.Generator(seed).
 
-L-BFGS (lr 1, no line search, history 100) optimises the backbone's input tensor, as neural-style does; in
-[0, 1] pixel units its second step overflowed on NIN (input 0..255), and torch's strong-Wolfe line search did
-not recover from the infinite loss either. Adam optimises the [0, 1] image, so `learning_rate` is in pixel
-units for every backbone. One iteration is one optimiser step (L-BFGS: one `step` call with max_iter 1), so
-the image after k iterations is the same whether the run stops at k or goes on: snapshots share bytes with
-shorter runs.
+L-BFGS is our own (`LBFGS` below): torch's, without a line search as neural-style runs it, overshot to 1e23
+and then stalled for good on NIN (input 0..255, a badly scaled quartic loss), and its strong-Wolfe search did
+not recover from the infinite loss either. Ours backtracks (Armijo) so every iteration lowers the loss. Adam
+is torch's, on the [0, 1] image (`learning_rate` in pixel units). One iteration is one step, so the image
+after k iterations is the same whether the run stops at k or goes on: snapshots share bytes with shorter runs.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from generation.backbones import Backbone, from_input, to_input
+from generation.backbones import Backbone, to_input
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -36,6 +35,69 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     return ((x[:, :, 1:, :] - x[:, :, :-1, :]) ** 2).sum() + ((x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2).sum()
+
+
+class LBFGS:
+    """L-BFGS (Nocedal & Wright 2006, algorithms 7.4-7.5) on a flat variable, with Armijo backtracking.
+
+    Direction: the two-loop recursion over the last `history` pairs (s, y) with H0 = sᵀy / yᵀy; the first step
+    (and any step after a non-descent direction) is -g scaled so its largest entry is `first_step`. Step length
+    1, halved until L(x + t·d) ≤ L(x) + 1e-4·t·gᵀd (at most 40 times; then the point stays, as at a minimum).
+    Pairs with sᵀy ≤ 1e-10·yᵀy are skipped, which keeps the inverse-Hessian estimate positive definite.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        *,
+        history: int = 100,
+        first_step: float = 1.0,
+    ):
+        self.x = x.detach().clone()
+        self.evaluate = evaluate
+        self.history = history
+        self.first_step = first_step
+        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.loss, self.grad = evaluate(self.x)
+
+    def direction(self) -> torch.Tensor:
+        if not self.pairs:
+            return -self.grad * (self.first_step / self.grad.abs().max().clamp_min(1e-30))
+        q = -self.grad
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            alpha = rho * torch.dot(s, q)
+            q = q - alpha * y
+            alphas.append(alpha)
+        s, y, _ = self.pairs[-1]
+        q = q * (torch.dot(s, y) / torch.dot(y, y))
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas), strict=True):
+            q = q + s * (alpha - rho * torch.dot(y, q))
+        return q
+
+    def step(self) -> None:
+        d = self.direction()
+        slope = torch.dot(self.grad, d)
+        if not slope < 0:  # not a descent direction (numerically): restart from steepest descent
+            self.pairs.clear()
+            d = self.direction()
+            slope = torch.dot(self.grad, d)
+        t = 1.0
+        for _ in range(40):
+            candidate = self.x + t * d
+            loss, grad = self.evaluate(candidate)
+            if torch.isfinite(loss) and loss <= self.loss + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            return
+        s, y = candidate - self.x, grad - self.grad
+        sy, yy = torch.dot(s, y), torch.dot(y, y)
+        if sy > 1e-10 * yy:
+            self.pairs.append((s, y, 1.0 / sy))
+            del self.pairs[: -self.history]
+        self.x, self.loss, self.grad = candidate, loss, grad
 
 
 def style_transfer(
@@ -62,15 +124,13 @@ def style_transfer(
     else:
         x = content.clone()
     architecture = backbone.architecture
-    lbfgs = params["optimiser"] == "lbfgs"
-    variable = (to_input(architecture, x) if lbfgs else x).detach().requires_grad_(True)
     layers = [*dict.fromkeys([*content_layers, *style_layers])]
     wc, ws, wtv = params["content_weight"], params["style_weight"], params["tv_weight"]
 
-    def loss_of() -> torch.Tensor:
-        network_input = variable if lbfgs else to_input(architecture, variable)
+    def loss_of(image: torch.Tensor) -> torch.Tensor:
+        network_input = to_input(architecture, image)
         found = backbone.activations(network_input, layers, preprocessed=True)
-        loss = variable.new_zeros(())
+        loss = image.new_zeros(())
         for name in content_layers:
             loss = loss + wc * F.mse_loss(found[name], content_targets[name])
         for name in style_layers:
@@ -79,23 +139,33 @@ def style_transfer(
             loss = loss + wtv * total_variation(network_input)
         return loss
 
-    if lbfgs:
-        optimiser: torch.optim.Optimizer = torch.optim.LBFGS(
-            [variable], lr=1, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
-        )
-    else:
-        optimiser = torch.optim.Adam([variable], lr=params["learning_rate"])
+    shape = x.shape
+    if params["optimiser"] == "lbfgs":
+        # The variable is the image in 0..255 pixel units: the first step moves the most-changed pixel by one level.
+        def evaluate(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            variable = flat.detach().requires_grad_(True)
+            loss = loss_of(variable.view(shape) / 255)
+            (gradient,) = torch.autograd.grad(loss, variable)
+            return loss.detach(), gradient
 
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = loss_of()
-        loss.backward()
-        return loss
+        lbfgs = LBFGS((x * 255).reshape(-1), evaluate)
+        step, current = lbfgs.step, lambda: lbfgs.x.view(shape) / 255
+    else:
+        variable = x.detach().clone().requires_grad_(True)
+        adam = torch.optim.Adam([variable], lr=params["learning_rate"])
+
+        def step() -> None:
+            adam.zero_grad()
+            loss_of(variable).backward()
+            adam.step()
+
+        def current() -> torch.Tensor:
+            return variable.detach()
 
     for iteration in range(1, points[-1] + 1):
-        optimiser.step(closure)
+        step()
         if iteration in points:
-            image = from_input(architecture, variable.detach()) if lbfgs else variable.detach()
+            image = current()
             if not torch.isfinite(image).all():
                 raise ValueError(
                     f"style transfer diverged (non-finite image at iteration {iteration}): lower "

@@ -152,6 +152,82 @@ def test_download_checks_the_publishers_checksum_then_loads_strictly(tmp_path, f
         download("nin", weights_dir=tmp_path / "w3", url=f"{base}/missing.pth", timeout=10)
 
 
+# --- optimisation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("architecture", ["vgg19", "nin"])
+@pytest.mark.parametrize("optimiser", ["lbfgs", "adam"])
+def test_style_transfer_lowers_the_style_loss_and_stays_finite(backbones, tmp_path, architecture, optimiser) -> None:
+    import torch.nn.functional as F
+
+    from generation.backbone_catalog import STYLE_DEFAULTS
+    from generation.style_transfer import gram, style_transfer
+
+    torch.set_num_threads(1)
+    network = load_backbone(resolve_backbone(str(backbones[architecture]), weights_dir=tmp_path))
+    generator = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 64, 64, generator=generator), torch.rand(1, 3, 64, 64, generator=generator) ** 3
+    params = {
+        **STYLE_DEFAULTS[architecture],
+        "tv_weight": 1e-3,
+        "optimiser": optimiser,
+        "learning_rate": 0.02,
+        "iterations": 20,
+        "init": "content",
+        "seed": 0,
+        "size": 64,
+    }
+    layers = params["style_layers"]
+    targets = {k: gram(v) for k, v in network.activations(style, layers).items()}
+
+    def style_loss(x: torch.Tensor) -> float:
+        found = network.activations(x, layers)
+        return sum(float(F.mse_loss(gram(found[k]), targets[k])) for k in layers)
+
+    losses = {}
+    style_transfer(
+        network,
+        content=content,
+        style=style,
+        params=params,
+        snapshots=[1, 20],
+        on_snapshot=lambda i, x: losses.__setitem__(i, style_loss(x)),
+    )
+    assert np.isfinite(losses[20]) and losses[20] < 0.2 * style_loss(content)
+
+
+def test_deepdream_raises_its_objective(backbones, tmp_path) -> None:
+    from generation.deepdream import deepdream, objective
+
+    torch.set_num_threads(1)
+    network = load_backbone(resolve_backbone(str(backbones["googlenet"]), weights_dir=tmp_path))
+    base = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # random ReLU nets have dead channels, whose gradient is zero: pick a live one
+        live_channel = int(network.activations(base, ["inception3b"])["inception3b"].mean(dim=(0, 2, 3)).argmax())
+    for objective_params in (
+        {"objective": "activation", "layer": "inception4c"},
+        {"objective": "channel", "layer": "inception3b", "channel": live_channel},
+        {"objective": "class", "layer": "fc", "class": 207},
+    ):
+        params = {
+            **objective_params,
+            "octaves": 2,
+            "octave_scale": 1.4,
+            "iterations": 5,
+            "step_size": 0.01,
+            "jitter": 4,
+            "seed": 0,
+        }
+        dreamed = deepdream(network, base=base, params=params)
+        assert dreamed.shape == base.shape and float(dreamed.min()) >= 0 and float(dreamed.max()) <= 1
+        with torch.no_grad():
+            assert float(objective(network, dreamed, params)) > float(objective(network, base, params))
+    with pytest.raises(ValueError, match="channel 9999 is outside"):
+        deepdream(
+            network, base=base, params={**params, "objective": "channel", "layer": "inception3b", "channel": 9999}
+        )
+
+
 # --- spec ----------------------------------------------------------------------------------------
 
 
