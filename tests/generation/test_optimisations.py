@@ -633,3 +633,53 @@ def test_example_spec_renders_on_random_weights(tmp_path, monkeypatch) -> None:
     assert stimuli.count() == 11
     assert sorted(s.labels["iteration"] for s in stimuli if s.condition == "gatys-vgg19") == [5, 10, 20]
     assert {(s.width, s.height) for s in stimuli if s.condition.startswith("gatys")} == {(128, 128)}
+
+
+@pytest.mark.django_db
+def test_content_from_stimuli_times_styles_times_snapshots(tmp_path, tiny_model, backbones) -> None:
+    """Planning only: {condition: X} expands to every stimulus of X, crossed with each style and snapshot."""
+    from generation.services import set_plan
+
+    write_image(tmp_path / "a.png", 1)
+    write_image(tmp_path / "b.png", 2)
+    spec_path = write_spec(
+        tmp_path / "spec.yaml",
+        tiny_model,
+        classes=[1, 207],
+        seeds=1,
+        conditions=[
+            {"name": "baseline"},
+            {
+                "name": "st",
+                "style_transfer": {
+                    "backbone": str(backbones["nin"]),
+                    "content": {"condition": "baseline"},
+                    "style": ["a.png", "b.png"],
+                    "iterations": 4,
+                    "snapshots": [2],
+                },
+            },
+        ],
+    )
+    spec = load_spec(spec_path)
+    assert spec.image_count == 2 + 2 * 2 * 2
+    plan = set_plan(spec=spec)
+    items = [i for i in plan.items if i.condition == "st"]
+    assert len(items) == 8 and len({i.recipe.recipe_id for i in items}) == 8
+    assert {i.recipe.inputs["content"]["recipe"]["class_index"] for i in items} == {1, 207}
+    assert {i.recipe.inputs["style"]["path"] for i in items} == {"a.png", "b.png"}
+    assert {i.recipe.params["iterations"] for i in items} == {2, 4}
+    assert items[0].recipe.params["content_layers"] == ["relu0", "relu3", "relu7", "relu12"]  # NIN defaults
+    assert {f["sha256"] for f in plan.inputs} == {
+        hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.png", "b.png")
+    }
+
+
+def test_backbone_weights_list_says_what_is_installed(tmp_path, settings) -> None:
+    settings.WEIGHTS_DIR = tmp_path / "weights"
+    make_random(settings.WEIGHTS_DIR / "nin", architecture="nin", preset="tiny", seed=0)
+    out = io.StringIO()
+    call_command("backbone_weights", "list", stdout=out)
+    text = out.getvalue()
+    assert "nin" in text and "untrained" in text
+    assert "not installed: backbone 'vgg19' is not in" in text
