@@ -69,7 +69,11 @@ class StimulusSetAdmin(admin.ModelAdmin):
 
     def contact_sheet(self, request: HttpRequest, pk: int) -> HttpResponse:
         stimulus_set = get_object_or_404(StimulusSet, pk=pk)
-        stimuli = sorted(stimulus_set.stimuli.all(), key=lambda s: (stimulus_order(s.recipe), s.public_id))
+        # Generator stimuli in recipe order (walk frames by t), optimisation snapshots by iteration.
+        stimuli = sorted(
+            stimulus_set.stimuli.all(),
+            key=lambda s: ((s.labels or {}).get("iteration", 0), stimulus_order(s.recipe), s.public_id),
+        )
         for s in stimuli:
             s.label = stimulus_label(s.recipe) if s.recipe.get("model") else s.condition
         spec_order = [c.get("name") for c in (stimulus_set.spec or {}).get("conditions", []) if isinstance(c, dict)]
@@ -77,8 +81,9 @@ class StimulusSetAdmin(admin.ModelAdmin):
         conditions += sorted({s.condition for s in stimuli} - set(conditions))
         classes = sorted({s.class_index for s in stimuli}, key=lambda c: (c is None, c if c is not None else 0))
         names = {s.class_index: s.class_name for s in stimuli}
+        kinds = condition_kinds(stimulus_set.spec)
         rows = [
-            {"condition": condition,
+            {"condition": condition, "kind": kinds.get(condition, ""),
              "summary": next((condition_summary(s.recipe) for s in stimuli
                               if s.condition == condition and s.recipe.get("model")), ""),
              "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes]}
@@ -91,6 +96,23 @@ class StimulusSetAdmin(admin.ModelAdmin):
             "columns": [{"index": c, "name": names.get(c, "")} for c in classes], "rows": rows,
         }
         return TemplateResponse(request, "admin/generation/stimulusset/contact_sheet.html", context)
+
+
+def condition_kinds(spec: dict) -> dict[str, str]:
+    """Each condition's kind as the design file states it: baseline, multiplicative, semantic, style-transfer,
+    deepdream."""
+    kinds = {}
+    for condition in (spec or {}).get("conditions", []):
+        if not isinstance(condition, dict):
+            continue
+        if "style_transfer" in condition:
+            kind = "style-transfer"
+        elif "deepdream" in condition:
+            kind = "deepdream"
+        else:
+            kind = (condition.get("perturbation") or {}).get("kind") or "baseline"
+        kinds[str(condition.get("name"))] = kind
+    return kinds
 
 
 class ClassIndexFilter(admin.SimpleListFilter):

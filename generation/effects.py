@@ -63,8 +63,8 @@ def refuse_identical_conditions(spec: StimulusSpec, adapter: GeneratorAdapter) -
     spectral_norm_weights = set(spectral_norm_layers(adapter.model))
     seen: dict[tuple, str] = {}
     for i, condition in enumerate(spec.conditions):
-        if condition.explicit_zero:
-            continue
+        if condition.explicit_zero or condition.optimisation is not None:
+            continue  # optimisation kinds render no generator images (compared by optimisations.check_distinct)
         keys = {
             (
                 network_change(

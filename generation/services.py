@@ -13,7 +13,7 @@ import shutil
 import socket
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from generation.generators import BIGGAN_PRETRAINED, GeneratorAdapter
 from generation.latents import check_against_model as check_latents_against_model
 from generation.latents import stimulus_inputs
 from generation.models import RenderJob, Stimulus, StimulusSet
+from generation.optimisations import is_optimisation, plan_optimisation, store_input
 from generation.pipeline import RenderedImage, configure_torch, pick_device, render
 from generation.recipes import Recipe
 from generation.spec import SpecError, StimulusSpec
@@ -76,6 +77,12 @@ class PlannedStimulus:
 class SetPlan:
     info: ModelInfo
     items: list[PlannedStimulus]
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # image files of style transfer / DeepDream
+    untrained_backbones: list[str] = field(default_factory=list)  # random-weight backbones: a demo set
+
+    @property
+    def untrained(self) -> bool:
+        return self.info.untrained or bool(self.untrained_backbones)
 
 
 def model_id_for(model: str, folder: Path) -> str:
@@ -92,13 +99,29 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
     size = spec.size or adapter.native_size
     items = []
     for condition in spec.conditions:
-        inputs = stimulus_inputs(condition, classes=spec.classes, seeds=spec.seeds)
+        if condition.optimisation is not None:
+            continue  # planned below, once the generator conditions they may draw on are known
+        points = stimulus_inputs(condition, classes=spec.classes, seeds=spec.seeds)
         for draw in range(condition.draws):
-            for item in inputs:
+            for item in points:
                 recipe = Recipe(model=model, truncation=spec.truncation, perturbation=condition.perturbation,
                                 draw=draw, size=size, precision=spec.precision, batch_size=spec.batch_size, **item)
                 items.append(PlannedStimulus(condition=condition.name, recipe=recipe))
-    return SetPlan(info=info, items=items)
+    inputs: list[dict[str, Any]] = []
+    untrained: list[str] = []
+    by_condition: dict[str, list[PlannedStimulus]] = {}
+    for item in items:
+        by_condition.setdefault(item.condition, []).append(item)
+    for index, condition in enumerate(spec.conditions):
+        if condition.optimisation is not None:
+            planned, files = plan_optimisation(index=index, condition=condition.name,
+                                               optimisation=condition.optimisation,
+                                               weights_dir=Path(settings.WEIGHTS_DIR), base_dir=cwd,
+                                               generator_items=by_condition)
+            items += planned  # type: ignore[arg-type]
+            inputs += files
+            untrained += [p.recipe.backbone["id"] for p in planned[:1] if p.job_extra["backbone_untrained"]]
+    return SetPlan(info=info, items=items, inputs=inputs, untrained_backbones=untrained)
 
 
 def _check_against_model(spec: StimulusSpec, adapter: GeneratorAdapter) -> None:
@@ -145,7 +168,7 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
         stimulus_set, created = StimulusSet.objects.select_for_update().get_or_create(
             name=spec.name,
             defaults={"source": StimulusSet.Source.RENDERED, "spec": spec.raw, "model_id": plan.info.model_id,
-                      "weights_sha256": plan.info.sha256, "untrained": plan.info.untrained,
+                      "weights_sha256": plan.info.sha256, "untrained": plan.untrained,
                       "description": spec.description},
         )
         if not created:
@@ -159,7 +182,10 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
                 )
             stimulus_set.spec = spec.raw
             stimulus_set.description = spec.description or stimulus_set.description
-            stimulus_set.save(update_fields=["spec", "description"])
+            stimulus_set.untrained = stimulus_set.untrained or plan.untrained
+            stimulus_set.save(update_fields=["spec", "description", "untrained"])
+    for source in plan.inputs:
+        store_input(Path(settings.MEDIA_ROOT), source)
     done = {
         recipe_id
         for recipe_id, image in stimulus_set.stimuli.values_list("recipe_id", "image")
@@ -180,7 +206,8 @@ def render_jobs_create(*, stimulus_set: StimulusSet, items: list[PlannedStimulus
         for start in range(0, len(group), per_job):
             chunk = group[start:start + per_job]
             payload = {"model_folder": str(model_folder),
-                       "items": [{"condition": i.condition, "recipe": i.recipe.to_dict()} for i in chunk]}
+                       "items": [{"condition": i.condition, "recipe": i.recipe.to_dict(),
+                                  **getattr(i, "job_extra", {})} for i in chunk]}
             jobs.append(RenderJob(stimulus_set=stimulus_set, payload=payload, total=len(chunk)))
     return RenderJob.objects.bulk_create(jobs)
 
@@ -256,6 +283,11 @@ def render_job_run(*, job_id: int, on_progress: Callable[[int], None] | None = N
 
 
 def _render_job_items(job: RenderJob, on_progress: Callable[[int], None] | None) -> None:
+    if job.payload["items"] and is_optimisation(job.payload["items"][0]["recipe"]):
+        from generation.optimisation_jobs import render_optimisation_job
+
+        render_optimisation_job(job, on_progress)
+        return
     stimulus_set = job.stimulus_set
     conditions = {}
     recipes = []
@@ -327,7 +359,8 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
     media = Path(settings.MEDIA_ROOT)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS + DESCRIPTOR_KEYS)
+    writer.writerow(MANIFEST_COLUMNS + DESCRIPTOR_KEYS + MANIFEST_RECIPE_COLUMNS)
+    recipes = {}
     for stimulus in stimulus_set.stimuli.order_by("condition", "draw", "class_index", "seed", "public_id"):
         source = media / stimulus.image.name
         target = out_dir / Path(stimulus.image.name).name
@@ -338,10 +371,32 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
         writer.writerow([stimulus.public_id, stimulus.condition, _blank(stimulus.class_index), stimulus.class_name,
                          _blank(stimulus.seed), _blank(stimulus.epsilon), _blank(stimulus.draw), target.name,
                          stimulus.sha256, stimulus.width, stimulus.height, stimulus.recipe_id]
-                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS])
+                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS]
+                        + recipe_summary(stimulus.recipe))
+        recipes[stimulus.public_id] = stimulus.recipe
     manifest = out_dir / "manifest.csv"
     atomic_write_bytes(manifest, buffer.getvalue().encode())
+    atomic_write_bytes(out_dir / "recipes.json", (json.dumps(recipes, indent=1, sort_keys=True) + "\n").encode())
     return manifest
+
+
+MANIFEST_RECIPE_COLUMNS = ["kind", "parameters"]
+
+
+def recipe_summary(recipe: dict[str, Any]) -> list[str]:
+    """The manifest's kind and parameters (compact JSON) columns; the full recipes go to recipes.json."""
+    if is_optimisation(recipe):
+        inputs = {role: source.get("path") or {"class_index": source["recipe"].get("class_index"),
+                                               "seed": source["recipe"].get("seed")}
+                  for role, source in recipe["inputs"].items()}
+        parameters = {"backbone": recipe["backbone"]["id"], **recipe["params"], **inputs}
+        return [recipe["kind"], json.dumps(parameters, sort_keys=True, separators=(",", ":"))]
+    if recipe.get("kind") == "imported":
+        return ["imported", json.dumps({"source_file": recipe.get("source_file")}, separators=(",", ":"))]
+    perturbation = recipe.get("perturbation")
+    if not perturbation:
+        return ["baseline" if recipe else "", ""]
+    return [perturbation.get("kind", ""), json.dumps(perturbation, sort_keys=True, separators=(",", ":"))]
 
 
 def _blank(value: Any) -> Any:

@@ -35,10 +35,12 @@ import yaml
 from config.errors import SetupError
 from generation.classes import class_index
 from generation.latents import parse_arithmetic, parse_walk, stimulus_inputs
+from generation.optimisations import CONDITION_KEYS as OPTIMISATION_CONDITION_KEYS
+from generation.optimisations import check_distinct, condition_kind, count_images, parse_optimisation
 
 TOP_KEYS = {"name", "model", "truncation", "classes", "seeds", "conditions", "size", "precision", "batch_size",
             "description"}
-CONDITION_KEYS = {"name", "perturbation", "walk", "arithmetic"}
+CONDITION_KEYS = {"name", "perturbation", "walk", "arithmetic", *OPTIMISATION_CONDITION_KEYS}
 MULTIPLICATIVE_KEYS = {"kind", "epsilon", "targets", "seed", "draws", "noise", "spectral_norm"}
 # What a spectral-norm layer divides a perturbed weight by (perturbation.py); the default is justified in
 # docs/generation.md. Recipes without the key were rendered with "frozen".
@@ -64,6 +66,7 @@ class Condition:
     draws: int = 1
     walk: dict[str, Any] | None = None  # latents.parse_walk
     arithmetic: tuple[dict[str, list[int]], ...] | None = None  # latents.parse_arithmetic
+    optimisation: dict[str, Any] | None = None  # style transfer / DeepDream (generation.optimisations)
 
     @property
     def explicit_zero(self) -> bool:
@@ -87,7 +90,10 @@ class StimulusSpec:
 
     @property
     def image_count(self) -> int:
-        return sum(c.draws * len(stimulus_inputs(c, classes=self.classes, seeds=self.seeds)) for c in self.conditions)
+        per_condition = {c.name: c.draws * len(stimulus_inputs(c, classes=self.classes, seeds=self.seeds))
+                         for c in self.conditions if c.optimisation is None}
+        return sum(per_condition.values()) + sum(count_images(c.optimisation, per_condition)
+                                                 for c in self.conditions if c.optimisation is not None)
 
 
 def load_spec(path: Path) -> StimulusSpec:
@@ -97,7 +103,7 @@ def load_spec(path: Path) -> StimulusSpec:
         raise SetupError(f"cannot read spec {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SetupError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(data)
+    return parse_spec(data, base_dir=Path(path).parent)
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -129,7 +135,9 @@ def _seed(value: Any, key: str) -> int:
     return seed
 
 
-def parse_spec(data: Any) -> StimulusSpec:
+def parse_spec(data: Any, *, base_dir: Path | None = None) -> StimulusSpec:
+    """Check a design; image paths of style-transfer/DeepDream conditions are relative to base_dir (the
+    spec file's folder; default the current directory)."""
     if not isinstance(data, dict):
         raise SpecError("spec", "must be a mapping with name, model, classes, seeds, conditions")
     _unknown(data, TOP_KEYS, "")
@@ -178,14 +186,16 @@ def parse_spec(data: Any) -> StimulusSpec:
     conditions = data["conditions"]
     if not isinstance(conditions, list) or not conditions:
         raise SpecError("conditions", "must be a non-empty list")
-    parsed_conditions = tuple(_condition(c, f"conditions[{i}]") for i, c in enumerate(conditions))
-    # Conditions that render identical images are refused at plan time, against the model's parameters
-    # (effects.refuse_identical_conditions): the same images can come from differently written specs.
+    parsed_conditions = tuple(_condition(c, f"conditions[{i}]", base_dir) for i, c in enumerate(conditions))
+    # Generator conditions that render identical images are refused at plan time, against the model's
+    # parameters (effects.refuse_identical_conditions): the same images can come from differently written specs.
+    # Optimisation conditions (style transfer, DeepDream) are compared among themselves by check_distinct.
     seen: set[str] = set()
     for i, condition in enumerate(parsed_conditions):
         if condition.name in seen:
             raise SpecError(f"conditions[{i}].name", f"{condition.name!r} is used twice")
         seen.add(condition.name)
+    check_distinct([(i, c.name, c.optimisation) for i, c in enumerate(parsed_conditions)])
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description", "must be text")
@@ -194,13 +204,15 @@ def parse_spec(data: Any) -> StimulusSpec:
                         batch_size=batch_size, description=description, raw=data)
 
 
-def _condition(data: Any, where: str) -> Condition:
+def _condition(data: Any, where: str, base_dir: Path | None = None) -> Condition:
     if not isinstance(data, dict):
         raise SpecError(where, "must be a mapping with a name (and a perturbation)")
     _unknown(data, CONDITION_KEYS, where)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise SpecError(f"{where}.name", "missing (a short text, at most 100 characters)")
+    if condition_kind(data) is not None:
+        return Condition(name=name.strip(), optimisation=parse_optimisation(data, where, base_dir=base_dir))
     if "walk" in data and "arithmetic" in data:
         raise SpecError(f"{where}.arithmetic", "a condition has either a walk or latent arithmetic, not both")
     latents: dict[str, Any] = {}

@@ -403,9 +403,18 @@ def test_walk_and_arithmetic_stimuli_rerender_byte_identically(tmp_path, tiny_mo
 # --- the all-kinds example -----------------------------------------------------------------------
 
 
-def render_example_in_a_process(tmp_path: Path, tiny_model: Path, name: str) -> dict[str, str]:
+def render_example_in_a_process(
+    tmp_path: Path, tiny_model: Path, backbones: dict[str, Path], name: str
+) -> dict[str, str]:
     spec = yaml.safe_load(EXAMPLE.read_text())
     spec["model"] = str(tiny_model)
+    for condition in spec["conditions"]:  # the example's relative paths, made absolute for this temp spec
+        block = condition.get("style_transfer") or condition.get("deepdream") or {}
+        if "backbone" in block:
+            block["backbone"] = str(backbones[Path(block["backbone"]).name.split("-")[0]])
+        for role in ("content", "style"):
+            if role in block:
+                block[role] = str(EXAMPLE.parent / block[role])
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = tmp_path / name
@@ -429,16 +438,22 @@ def test_all_kinds_example_renders_the_same_bytes_in_two_processes(tmp_path, tin
     spec = yaml.safe_load(EXAMPLE.read_text())
     kinds = {c.get("perturbation", {}).get("kind") for c in spec["conditions"]}
     assert kinds == {None, "multiplicative", "semantic"}
+    assert {"style_transfer", "deepdream"} <= {key for c in spec["conditions"] for key in c}
+    backbones = {}
+    for architecture in ("vgg19", "nin", "googlenet"):
+        backbones[architecture] = tmp_path / f"{architecture}-tiny"
+        call_command("backbone_weights", "make-random", str(backbones[architecture]), "--architecture", architecture)
     policies = {c["perturbation"].get("spectral_norm") for c in spec["conditions"] if "perturbation" in c}
     assert {"frozen", "renormalise"} <= policies
     assert {"walk", "arithmetic"} <= {key for c in spec["conditions"] for key in c}
-    first = render_example_in_a_process(tmp_path, tiny_model, "one")
-    second = render_example_in_a_process(tmp_path, tiny_model, "two")
-    assert len(first) == 46 and first == second
+    first = render_example_in_a_process(tmp_path, tiny_model, backbones, "one")
+    second = render_example_in_a_process(tmp_path, tiny_model, backbones, "two")
+    # 46 generator images + 3 VGG-19 snapshots (3, 6, 10) + 1 NIN image + 4 dreams of the baseline stimuli
+    assert len(first) == 54 and first == second
     conditions = {condition for condition, _ in first.values()}
     assert len(conditions) == len(spec["conditions"])
     # all distinct except the walks' last frames: the 4 walks all end at (golden retriever, seed 5)
-    assert len({sha for _, sha in first.values()}) == 46 - 3
+    assert len({sha for _, sha in first.values()}) == 54 - 3
 
 
 def test_render_walk_command_through_a_perturbed_network(tmp_path, tiny_model) -> None:
