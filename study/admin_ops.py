@@ -21,16 +21,29 @@ from study import operations, services
 from study.models import AuditEntry, Study
 from study.monitor import study_monitor
 
-STRICT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-              "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 POLL_INTERVAL_MS = 5000
-STATUS_BUTTONS = [(Study.Status.LIVE, "Publish"), (Study.Status.PILOT, "Start pilot"),
-                  (Study.Status.PAUSED, "Pause"), (Study.Status.CLOSED, "Close")]
+STATUS_BUTTONS = [
+    (Study.Status.LIVE, "Publish"),
+    (Study.Status.PILOT, "Start pilot"),
+    (Study.Status.PAUSED, "Pause"),
+    (Study.Status.CLOSED, "Close"),
+]
 COUNT_LABELS = [
-    ("entered", "entered"), ("on_consent_page", "on the consent page"), ("consented", "consented"),
-    ("declined", "declined"), ("in_progress", "in progress"), ("completed", "completed"),
-    ("screened_out", "screened out"), ("released", "timed out / released"), ("withdrawn", "withdrawn"),
-    ("pilots", "pilot runs"), ("ratings", "ratings"),
+    ("entered", "entered"),
+    ("on_consent_page", "on the consent page"),
+    ("consented", "consented"),
+    ("declined", "declined"),
+    ("in_progress", "in progress"),
+    ("completed", "completed"),
+    ("screened_out", "screened out"),
+    ("released", "timed out / released"),
+    ("withdrawn", "withdrawn"),
+    ("pilots", "pilot runs"),
+    ("ratings", "ratings"),
 ]
 
 
@@ -48,8 +61,10 @@ class WithdrawForm(forms.Form):
 
 class OutcomesForm(forms.Form):
     recruitment_ids = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8, "cols": 60}), max_length=2_000_000,
-        label="Recruitment ids", help_text="One per line, or paste Prolific's submissions CSV (with its header).",
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60}),
+        max_length=2_000_000,
+        label="Recruitment ids",
+        help_text="One per line, or paste Prolific's submissions CSV (with its header).",
     )
 
 
@@ -78,9 +93,14 @@ def study_admin_urls(model_admin: admin.ModelAdmin) -> list:
         study = _study(model_admin, request, object_id)
         data = study_monitor(study=study)
         context = {
-            **model_admin.admin_site.each_context(request), "opts": Study._meta, "title": f"Monitor: {study.title}",
-            "study": study, "data": data, "counts": [(key, label, data[key]) for key, label in COUNT_LABELS],
-            "status_buttons": STATUS_BUTTONS, "can_change": model_admin.has_change_permission(request, study),
+            **model_admin.admin_site.each_context(request),
+            "opts": Study._meta,
+            "title": f"Monitor: {study.title}",
+            "study": study,
+            "data": data,
+            "counts": [(key, label, data[key]) for key, label in COUNT_LABELS],
+            "status_buttons": STATUS_BUTTONS,
+            "can_change": model_admin.has_change_permission(request, study),
             "interval_ms": POLL_INTERVAL_MS,
         }
         return _csp(TemplateResponse(request, "admin/study/monitor.html", context))
@@ -126,20 +146,29 @@ def study_admin_urls(model_admin: admin.ModelAdmin) -> list:
                 data = withdraw_form.cleaned_data
                 try:
                     participant = operations.participant_find(
-                        study=study, recruitment_id=data["recruitment_id"].strip(), pseudonym=data["pseudonym"].strip())
+                        study=study, recruitment_id=data["recruitment_id"].strip(), pseudonym=data["pseudonym"].strip()
+                    )
                 except operations.OperationError as exc:
                     withdraw_form.add_error(None, str(exc))
                 else:
                     result = operations.participant_withdraw(participant=participant, actor=request.user)
-                    messages.success(request, (
-                        f"Withdrawn: erased {result.rows} rows ({result.ratings} ratings, {result.trials} trials, "
-                        f"{result.questionnaires} questionnaire). {result.reports_marked_stale} report(s) and "
-                        f"{result.exports_marked_stale} export(s) made before are marked stale."))
+                    messages.success(
+                        request,
+                        (
+                            f"Withdrawn: erased {result.rows} rows ({result.ratings} ratings, {result.trials} trials, "
+                            f"{result.questionnaires} questionnaire). {result.reports_marked_stale} report(s) and "
+                            f"{result.exports_marked_stale} export(s) made before are marked stale."
+                        ),
+                    )
                     return redirect(reverse("admin:study_study_participant_ops", args=[study.pk]))
         context = {
-            **model_admin.admin_site.each_context(request), "opts": Study._meta, "study": study,
-            "title": f"Participant operations: {study.title}", "withdraw_form": withdraw_form,
-            "outcomes_form": outcomes_form, "monitor_url": _monitor_url(study),
+            **model_admin.admin_site.each_context(request),
+            "opts": Study._meta,
+            "study": study,
+            "title": f"Participant operations: {study.title}",
+            "withdraw_form": withdraw_form,
+            "outcomes_form": outcomes_form,
+            "monitor_url": _monitor_url(study),
             "audit_url": reverse("admin:study_auditentry_changelist") + f"?study__id__exact={study.pk}",
         }
         return _csp(TemplateResponse(request, "admin/study/participant_ops.html", context))

@@ -15,8 +15,19 @@ from django.utils import timezone
 from study import selectors
 from study.models import Participant, Rating, Study, Trial
 
-COUNT_KEYS = ["entered", "on_consent_page", "consented", "declined", "in_progress", "completed", "screened_out",
-              "released", "withdrawn", "pilots", "ratings"]
+COUNT_KEYS = [
+    "entered",
+    "on_consent_page",
+    "consented",
+    "declined",
+    "in_progress",
+    "completed",
+    "screened_out",
+    "released",
+    "withdrawn",
+    "pilots",
+    "ratings",
+]
 LEAST_COVERED = 5
 ACTIVE = [Participant.Step.INSTRUCTIONS, Participant.Step.TRIALS, Participant.Step.QUESTIONNAIRE]
 
@@ -37,8 +48,9 @@ def participant_counts(*, study: Study) -> dict[str, int]:
         attention_failed_participants=Count("pk", filter=Q(attention_failures__gt=0) & kept),
     )
     counts["pilots"] = Participant.objects.filter(study=study, is_pilot=True).count()
-    counts["ratings"] = Rating.objects.filter(trial__participant__study=study,
-                                              trial__participant__is_pilot=False).count()
+    counts["ratings"] = Rating.objects.filter(
+        trial__participant__study=study, trial__participant__is_pilot=False
+    ).count()
     return counts
 
 
@@ -47,10 +59,17 @@ def median_duration_s(*, study: Study, completed: int) -> float | None:
     if not completed:
         return None
     durations = (
-        Participant.objects.filter(study=study, is_pilot=False, step=Participant.Step.DONE, withdrawn_at=None,
-                                   consented_at__isnull=False, completed_at__isnull=False)
+        Participant.objects.filter(
+            study=study,
+            is_pilot=False,
+            step=Participant.Step.DONE,
+            withdrawn_at=None,
+            consented_at__isnull=False,
+            completed_at__isnull=False,
+        )
         .annotate(duration=ExpressionWrapper(F("completed_at") - F("consented_at"), output_field=DurationField()))
-        .order_by("duration").values_list("duration", flat=True)
+        .order_by("duration")
+        .values_list("duration", flat=True)
     )
     n = durations.count()
     if not n:
@@ -60,39 +79,53 @@ def median_duration_s(*, study: Study, completed: int) -> float | None:
 
 
 def attention_summary(*, study: Study) -> dict[str, int]:
-    return Trial.objects.filter(participant__study=study, participant__is_pilot=False, kind=Trial.Kind.ATTENTION,
-                                answered_at__isnull=False).aggregate(
-        answered=Count("pk"), failed=Count("pk", filter=Q(attention_passed=False)))
+    return Trial.objects.filter(
+        participant__study=study, participant__is_pilot=False, kind=Trial.Kind.ATTENTION, answered_at__isnull=False
+    ).aggregate(answered=Count("pk"), failed=Count("pk", filter=Q(attention_passed=False)))
 
 
 def ratings_by_condition(*, study: Study) -> list[dict[str, object]]:
     """Rated-trial ratings per (condition, dimension): how many and their mean."""
     rows = (
-        Rating.objects.filter(trial__participant__study=study, trial__participant__is_pilot=False,
-                              trial__kind=Trial.Kind.RATING)
+        Rating.objects.filter(
+            trial__participant__study=study, trial__participant__is_pilot=False, trial__kind=Trial.Kind.RATING
+        )
         .values("trial__stimulus__condition", "dimension__name")
         .annotate(n=Count("pk"), mean=Avg("value"))
         .order_by("trial__stimulus__condition", "dimension__name")
     )
-    return [{"condition": r["trial__stimulus__condition"], "dimension": r["dimension__name"], "ratings": r["n"],
-             "mean": round(r["mean"], 2) if r["mean"] is not None else None} for r in rows]
+    return [
+        {
+            "condition": r["trial__stimulus__condition"],
+            "dimension": r["dimension__name"],
+            "ratings": r["n"],
+            "mean": round(r["mean"], 2) if r["mean"] is not None else None,
+        }
+        for r in rows
+    ]
 
 
 def stimulus_coverage(*, study: Study, least: int = LEAST_COVERED) -> dict[str, object]:
     """Ratings per stimulus of the study's pool (zeros included): min/median/max and the least covered."""
     rated = Q(trials__participant__study=study, trials__participant__is_pilot=False, trials__kind=Trial.Kind.RATING)
     rows = list(
-        selectors.study_stimuli(study=study).annotate(n=Count("trials__ratings", filter=rated))
-        .order_by("n", "pk").values("public_id", "condition", "n")
+        selectors.study_stimuli(study=study)
+        .annotate(n=Count("trials__ratings", filter=rated))
+        .order_by("n", "pk")
+        .values("public_id", "condition", "n")
     )
     if not rows:
         return {"stimuli": 0, "min": None, "median": None, "max": None, "least_covered": []}
     mid = len(rows) // 2
     median = rows[mid]["n"] if len(rows) % 2 else (rows[mid - 1]["n"] + rows[mid]["n"]) / 2
     return {
-        "stimuli": len(rows), "min": rows[0]["n"], "median": median, "max": rows[-1]["n"],
-        "least_covered": [{"stimulus": r["public_id"], "condition": r["condition"], "ratings": r["n"]}
-                          for r in rows[:least]],
+        "stimuli": len(rows),
+        "min": rows[0]["n"],
+        "median": median,
+        "max": rows[-1]["n"],
+        "least_covered": [
+            {"stimulus": r["public_id"], "condition": r["condition"], "ratings": r["n"]} for r in rows[:least]
+        ],
     }
 
 
@@ -105,8 +138,9 @@ def _bucket(first: datetime, last: datetime) -> str:
 
 def completions_over_time(*, study: Study) -> dict[str, object]:
     """Completions per time bucket (minute, hour or day, by the span) with the running total, for the chart."""
-    done = Participant.objects.filter(study=study, is_pilot=False, step=Participant.Step.DONE, withdrawn_at=None,
-                                      completed_at__isnull=False)
+    done = Participant.objects.filter(
+        study=study, is_pilot=False, step=Participant.Step.DONE, withdrawn_at=None, completed_at__isnull=False
+    )
     span = done.aggregate(first=Min("completed_at"), last=Max("completed_at"))
     if span["first"] is None:
         return {"bucket": None, "points": []}

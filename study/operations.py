@@ -25,8 +25,7 @@ from study.models import AuditEntry, Participant, QuestionnaireResponse, Rating,
 RECRUITMENT_SOURCES = ("prolific", "pid")
 RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 ACTIVE_STEPS = [Participant.Step.INSTRUCTIONS, Participant.Step.TRIALS, Participant.Step.QUESTIONNAIRE]
-OUTCOME_COLUMNS = ["recruitment_id", "outcome", "suggested_action", "attention_failures", "started_at",
-                   "completed_at"]
+OUTCOME_COLUMNS = ["recruitment_id", "outcome", "suggested_action", "attention_failures", "started_at", "completed_at"]
 # What a researcher usually does on Prolific for each outcome; a suggestion, the researcher decides.
 SUGGESTED_ACTION = {
     "completed": "approve",
@@ -49,13 +48,25 @@ def actor_label_of(user) -> str:
     return getattr(user, "get_username", lambda: "")() or AUTOMATIC
 
 
-def audit_record(*, action: str, study: Study | None = None, actor=None, actor_label: str = "", rows: int = 0,
-                 detail: Mapping[str, object] | None = None) -> AuditEntry:
+def audit_record(
+    *,
+    action: str,
+    study: Study | None = None,
+    actor=None,
+    actor_label: str = "",
+    rows: int = 0,
+    detail: Mapping[str, object] | None = None,
+) -> AuditEntry:
     """Append one entry to the audit log; `actor` is a user (admin) or None with a label (command, automatic)."""
     user = actor if getattr(actor, "is_authenticated", False) else None
     return AuditEntry.objects.create(
-        action=action, study=study, study_slug=study.slug if study else "", actor=user,
-        actor_label=actor_label or (actor_label_of(user) if user else AUTOMATIC), rows=rows, detail=dict(detail or {}),
+        action=action,
+        study=study,
+        study_slug=study.slug if study else "",
+        actor=user,
+        actor_label=actor_label or (actor_label_of(user) if user else AUTOMATIC),
+        rows=rows,
+        detail=dict(detail or {}),
     )
 
 
@@ -79,8 +90,9 @@ def participant_find(*, study: Study, recruitment_id: str = "", pseudonym: str =
     participant = Participant.objects.filter(study=study, pseudonym__in=hashes).first()
     if participant is None:
         what = "recruitment id" if recruitment_id else "pseudonym"
-        raise OperationError(f"no participant of study {study.slug!r} with that {what} (withdrawn already, "
-                             "or never entered)")
+        raise OperationError(
+            f"no participant of study {study.slug!r} with that {what} (withdrawn already, or never entered)"
+        )
     return participant
 
 
@@ -117,19 +129,40 @@ def participant_withdraw(*, participant: Participant, actor=None, actor_label: s
         trials, _ = Trial.objects.filter(participant=current).delete()
         questionnaires, _ = QuestionnaireResponse.objects.filter(participant=current).delete()
         Participant.objects.filter(pk=current.pk).update(
-            withdrawn_at=now, released_at=Coalesce("released_at", now), pseudonym=f"withdrawn-{new_token()}",
-            public_id=new_token(), recruitment={}, user_agent="", seed=None, position=0,
+            withdrawn_at=now,
+            released_at=Coalesce("released_at", now),
+            pseudonym=f"withdrawn-{new_token()}",
+            public_id=new_token(),
+            recruitment={},
+            user_agent="",
+            seed=None,
+            position=0,
         )
-        reports = StudyReport.objects.filter(study=study, created_at__lte=now, stale_since=None).update(
-            stale_since=now)
-        exports = AuditEntry.objects.filter(study=study, action=AuditEntry.Action.EXPORT, created_at__lte=now,
-                                            stale_since=None).update(stale_since=now)
-        result = Withdrawal(ratings=ratings, trials=trials, questionnaires=questionnaires,
-                            reports_marked_stale=reports, exports_marked_stale=exports)
-        audit_record(action=AuditEntry.Action.WITHDRAWAL, study=study, actor=actor, actor_label=actor_label,
-                     rows=result.rows, detail={"ratings": result.ratings, "trials": result.trials,
-                                               "questionnaires": result.questionnaires,
-                                               "reports_marked_stale": reports, "exports_marked_stale": exports})
+        reports = StudyReport.objects.filter(study=study, created_at__lte=now, stale_since=None).update(stale_since=now)
+        exports = AuditEntry.objects.filter(
+            study=study, action=AuditEntry.Action.EXPORT, created_at__lte=now, stale_since=None
+        ).update(stale_since=now)
+        result = Withdrawal(
+            ratings=ratings,
+            trials=trials,
+            questionnaires=questionnaires,
+            reports_marked_stale=reports,
+            exports_marked_stale=exports,
+        )
+        audit_record(
+            action=AuditEntry.Action.WITHDRAWAL,
+            study=study,
+            actor=actor,
+            actor_label=actor_label,
+            rows=result.rows,
+            detail={
+                "ratings": result.ratings,
+                "trials": result.trials,
+                "questionnaires": result.questionnaires,
+                "reports_marked_stale": reports,
+                "exports_marked_stale": exports,
+            },
+        )
     participant.refresh_from_db()
     return result
 
@@ -155,8 +188,12 @@ def participants_release_idle(*, study: Study, now: datetime | None = None) -> i
         return 0
     released = participants_release(participants=Participant.objects.filter(pk__in=ids))
     if released:
-        audit_record(action=AuditEntry.Action.RELEASE, study=study, rows=released,
-                     detail={"reason": "idle", "time_limit_minutes": study.time_limit_minutes})
+        audit_record(
+            action=AuditEntry.Action.RELEASE,
+            study=study,
+            rows=released,
+            detail={"reason": "idle", "time_limit_minutes": study.time_limit_minutes},
+        )
     return released
 
 
@@ -179,9 +216,13 @@ def participant_screen_out_if_due(*, participant: Participant, failures: int) ->
     limit = participant.study.screen_out_after
     if not limit or failures < limit:
         return False
-    return bool(Participant.objects.filter(
-        pk=participant.pk, step__in=[Participant.Step.TRIALS, Participant.Step.QUESTIONNAIRE], released_at=None,
-    ).update(step=Participant.Step.SCREENED_OUT, screened_out_at=timezone.now()))
+    return bool(
+        Participant.objects.filter(
+            pk=participant.pk,
+            step__in=[Participant.Step.TRIALS, Participant.Step.QUESTIONNAIRE],
+            released_at=None,
+        ).update(step=Participant.Step.SCREENED_OUT, screened_out_at=timezone.now())
+    )
 
 
 def recruitment_ids_parse(text: str) -> list[str]:
@@ -227,24 +268,28 @@ def recruitment_outcomes(*, study: Study, recruitment_ids: Iterable[str]) -> lis
     found = {
         hash_to_id[row["pseudonym"]]: row
         for row in Participant.objects.filter(study=study, pseudonym__in=list(hash_to_id)).values(
-            "pseudonym", "step", "released_at", "attention_failures", "started_at", "completed_at", "screened_out_at")
+            "pseudonym", "step", "released_at", "attention_failures", "started_at", "completed_at", "screened_out_at"
+        )
     }
     rows = []
     for external_id in ids:
         row = found.get(external_id)
         outcome = _outcome(row) if row else "not_found"
         finished = (row["completed_at"] or row["screened_out_at"]) if row else None
-        rows.append({
-            "recruitment_id": external_id, "outcome": outcome, "suggested_action": SUGGESTED_ACTION[outcome],
-            "attention_failures": row["attention_failures"] if row else "",
-            "started_at": row["started_at"].isoformat() if row else "",
-            "completed_at": finished.isoformat() if finished else "",
-        })
+        rows.append(
+            {
+                "recruitment_id": external_id,
+                "outcome": outcome,
+                "suggested_action": SUGGESTED_ACTION[outcome],
+                "attention_failures": row["attention_failures"] if row else "",
+                "started_at": row["started_at"].isoformat() if row else "",
+                "completed_at": finished.isoformat() if finished else "",
+            }
+        )
     return rows
 
 
-def recruitment_outcomes_csv(*, study: Study, recruitment_ids: Iterable[str], actor=None,
-                             actor_label: str = "") -> str:
+def recruitment_outcomes_csv(*, study: Study, recruitment_ids: Iterable[str], actor=None, actor_label: str = "") -> str:
     """The outcomes as CSV text (OUTCOME_COLUMNS), logged as a data operation (the ids themselves are not)."""
     rows = recruitment_outcomes(study=study, recruitment_ids=recruitment_ids)
     buffer = io.StringIO()
@@ -254,6 +299,12 @@ def recruitment_outcomes_csv(*, study: Study, recruitment_ids: Iterable[str], ac
     counts: dict[str, int] = {}
     for row in rows:
         counts[str(row["outcome"])] = counts.get(str(row["outcome"]), 0) + 1
-    audit_record(action=AuditEntry.Action.OUTCOMES, study=study, actor=actor, actor_label=actor_label,
-                 rows=len(rows), detail={"outcomes": counts})
+    audit_record(
+        action=AuditEntry.Action.OUTCOMES,
+        study=study,
+        actor=actor,
+        actor_label=actor_label,
+        rows=len(rows),
+        detail={"outcomes": counts},
+    )
     return buffer.getvalue()

@@ -12,8 +12,10 @@ from study.models import Study
 
 
 class Command(BaseCommand):
-    help = ("Match recruitment ids (one per line, or Prolific's submissions CSV) to outcomes by hash; the ids are "
-            "not stored.")
+    help = (
+        "Match recruitment ids (one per line, or Prolific's submissions CSV) to outcomes by hash; the ids are "
+        "not stored."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug")
@@ -29,7 +31,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise SetupError(f"cannot read {ids}: {exc.strerror}") from None
         csv_text = operations.recruitment_outcomes_csv(
-            study=study, recruitment_ids=operations.recruitment_ids_parse(text), actor_label=operations.COMMAND_LINE)
+            study=study, recruitment_ids=operations.recruitment_ids_parse(text), actor_label=operations.COMMAND_LINE
+        )
         if out is None:
             self.stdout.write(csv_text, ending="")
         else:

@@ -16,8 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug")
-        parser.add_argument("--json", action="store_true", dest="as_json",
-                            help="One JSON object (what the admin monitor polls).")
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="One JSON object (what the admin monitor polls)."
+        )
 
     def handle(self, *args, slug: str, as_json: bool, **options) -> None:
         study = Study.objects.filter(slug=slug).first()
@@ -29,11 +30,15 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{study.slug} ({data['status']}): " + ", ".join(f"{k} {data[k]}" for k in COUNT_KEYS))
         rate = data["completion_rate"]
-        self.stdout.write(f"completion rate {'-' if rate is None else f'{100 * rate:.1f} %'}, median duration "
-                          f"{data['median_duration_s'] or '-'} s, attention checks failed "
-                          f"{data['attention_checks_failed']} of {data['attention_checks_answered']}")
+        self.stdout.write(
+            f"completion rate {'-' if rate is None else f'{100 * rate:.1f} %'}, median duration "
+            f"{data['median_duration_s'] or '-'} s, attention checks failed "
+            f"{data['attention_checks_failed']} of {data['attention_checks_answered']}"
+        )
         coverage = data["coverage"]
-        self.stdout.write(f"ratings per stimulus over {coverage['stimuli']} stimuli: min {coverage['min']}, "
-                          f"median {coverage['median']}, max {coverage['max']}")
+        self.stdout.write(
+            f"ratings per stimulus over {coverage['stimuli']} stimuli: min {coverage['min']}, "
+            f"median {coverage['median']}, max {coverage['max']}"
+        )
         for problem in data.get("readiness_problems", []):
             self.stdout.write(f"not ready: {problem}")
