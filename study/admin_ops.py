@@ -8,6 +8,7 @@ plus `study/monitor.js`, which polls the JSON endpoint and redraws in place.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -101,7 +102,7 @@ def study_admin_urls(model_admin: admin.ModelAdmin) -> list:
             "counts": [(key, label, data[key]) for key, label in COUNT_LABELS],
             "status_buttons": STATUS_BUTTONS,
             "can_change": model_admin.has_change_permission(request, study),
-            "interval_ms": POLL_INTERVAL_MS,
+            "interval_ms": getattr(settings, "STUDY_MONITOR_POLL_MS", POLL_INTERVAL_MS),
         }
         return _csp(TemplateResponse(request, "admin/study/monitor.html", context))
 

@@ -120,6 +120,9 @@
       "no ratings yet");
     table(root.querySelector("[data-role=least-covered]"), data.coverage.least_covered,
       ["stimulus", "condition", "ratings"], "no stimuli");
+    root.querySelectorAll("[data-status-button]").forEach(function (button) {
+      button.disabled = button.dataset.statusButton === data.status;  // the current status is not a choice
+    });
     var box = root.querySelector("[data-role=readiness]");
     if (box && data.readiness_problems) readiness(box, data.readiness_problems);
     chart(root.querySelector("[data-role=chart]"), data.completions);
