@@ -419,6 +419,10 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.completion_code = spec.completion_code
         study.completion_url_template = spec.completion_url
         study.no_consent_url = spec.no_consent_url
+        study.time_limit_minutes = spec.time_limit_minutes
+        study.screen_out_after = spec.screen_out_after
+        study.screen_out_code = spec.screen_out_code
+        study.screen_out_url_template = spec.screen_out_url
         study.languages = spec.languages
         study.source = spec.raw
         study.save()

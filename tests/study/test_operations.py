@@ -365,3 +365,22 @@ def test_admin_withdraw_form_and_audit_log_is_read_only(staff_client, study):
     assert staff_client.get(reverse("admin:study_auditentry_add")).status_code == 403
     change = staff_client.post(reverse("admin:study_auditentry_change", args=[entry.pk]), {"rows": 0})
     assert change.status_code == 403 and AuditEntry.objects.get(pk=entry.pk).rows > 0
+
+
+def test_study_file_keys_for_time_limit_and_screen_out(tmp_path, stimulus_set):
+    import yaml
+
+    from tests.study.test_load_study import EXAMPLE
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["stimulus_sets"] = [stimulus_set.name]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    call_command("load_study", str(path))
+    study = Study.objects.get(slug=data["slug"])
+    assert (study.time_limit_minutes, study.screen_out_after, study.screen_out_code) == (60, 2, "S1EXAMPLE")
+    assert study.screen_out_url == "https://app.prolific.com/submissions/complete?cc=S1EXAMPLE"
+    data["screen_out_url"] = "ftp://x"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SetupError, match=r"^screen_out_url: must be an http"):
+        call_command("load_study", str(path))
