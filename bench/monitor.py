@@ -176,8 +176,7 @@ def main() -> None:
             "counts": lambda: monitor.participant_counts(study=study),
             "median duration": lambda: monitor.median_duration_s(study=study, completed=data["completed"]),
             "attention": lambda: monitor.attention_summary(study=study),
-            "per condition": lambda: monitor.ratings_by_condition(study=study),
-            "per stimulus": lambda: monitor.stimulus_coverage(study=study),
+            "rating groups (total, per condition, per stimulus)": lambda: monitor.rating_groups(study=study),
             "over time": lambda: monitor.completions_over_time(study=study),
             "readiness": lambda: selectors.study_readiness_problems(study=study),
         }
