@@ -384,3 +384,22 @@ def test_study_file_keys_for_time_limit_and_screen_out(tmp_path, stimulus_set):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SetupError, match=r"^screen_out_url: must be an http"):
         call_command("load_study", str(path))
+
+
+def test_beat_schedules_a_registered_task():
+    from config.celery import app
+
+    names = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "study.release_idle_participants" in names and names <= set(app.tasks)
+
+
+def test_manual_release_and_exports_are_audited(staff_client, study):
+    _, participant = to_trials(Client(), study, "gone")
+    staff_client.post(
+        reverse("admin:study_participant_changelist"), {"action": "release", "_selected_action": [participant.pk]}
+    )
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.RELEASE)
+    assert (entry.rows, entry.actor_label, entry.study_id) == (1, "ops", study.pk)
+    staff_client.post(reverse("admin:study_study_changelist"), {"action": "export_csv", "_selected_action": [study.pk]})
+    export = AuditEntry.objects.get(action=AuditEntry.Action.EXPORT)
+    assert export.actor_label == "ops" and export.detail == {"format": "csv"}
