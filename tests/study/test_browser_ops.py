@@ -121,7 +121,7 @@ def test_monitor_updates_in_place_while_bots_run(chromium, live_server, stimulus
     assert violations == []
 
 
-def test_search_by_prolific_id_and_withdraw_in_the_admin(chromium, live_server, stimulus_set):
+def test_search_by_prolific_id_and_withdraw_in_the_admin(chromium, live_server, stimulus_set, tmp_path):
     study = make_study(stimulus_set=stimulus_set, trials_per_participant=4, practice_trials=1, attention_checks=1)
     run_bots(study, 3)  # PROLIFIC_PID bot0..bot2
     report = StudyReport.objects.create(study=study, status=StudyReport.Status.DONE)
@@ -141,6 +141,9 @@ def test_search_by_prolific_id_and_withdraw_in_the_admin(chromium, live_server, 
     page.check("#withdraw-form [name=confirm]")
     with page.expect_navigation():
         page.click("#withdraw-form button[type=submit]")
+    shots = Path(os.environ.get("STUDY_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "participant-operations.png"), full_page=True)
     message = page.locator(".messagelist").inner_text()
     assert "Withdrawn: erased" in message and "1 report(s)" in message
 
