@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -75,6 +75,8 @@ def _csp(response: HttpResponse) -> HttpResponse:
 
 
 def _study(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str, *, change: bool = False) -> Study:
+    if not object_id.isdigit():  # /admin/study/study/abc/monitor/: a 404, not a ValueError from the query
+        raise Http404("no such study")
     study = get_object_or_404(Study, pk=object_id)
     allowed = (model_admin.has_change_permission if change else model_admin.has_view_permission)(request, study)
     if not allowed:

@@ -317,6 +317,8 @@ def test_monitor_page_and_data_are_staff_only_and_csp_strict(staff_client, study
     assert "<script>" not in html and " style=" not in html and "study/monitor.js" in html
     data = staff_client.get(reverse("admin:study_study_monitor_data", args=[study.pk])).json()
     assert data["completed"] == 1
+    assert staff_client.get("/admin/study/study/abc/monitor/").status_code == 404
+    assert staff_client.get("/admin/study/study/99999/monitor/data/").status_code == 404
     anonymous = Client().get(reverse("admin:study_study_monitor_data", args=[study.pk]))
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
