@@ -46,7 +46,8 @@ case "$role" in
   beat)
     # Periodic tasks (releasing idle participants); the schedule file is scratch, so /tmp.
     wait_for_database
-    exec celery -A config beat --loglevel=INFO --schedule /tmp/celerybeat-schedule "$@"
+    exec celery -A config beat --loglevel=INFO --schedule /tmp/celerybeat-schedule \
+      --pidfile /tmp/celerybeat.pid "$@"
     ;;
   gpu-worker)
     wait_for_database
