@@ -95,6 +95,8 @@ def study_readiness_problems(*, study: Study) -> list[str]:
             absent = [c for c in study.conditions if c not in present]
             if absent:
                 problems.append(f"condition(s) not in the stimulus sets: {', '.join(absent)}")
+    if study.screen_out_after and not study.screen_out_code.strip():
+        problems.append("screen-out is on but there is no screen-out code")
     if study.between_factor == Study.BetweenFactor.DIMENSION and len(dimensions) < 2:
         problems.append("a between-subject dimension factor needs at least two dimensions")
     return problems

@@ -194,6 +194,9 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
     if step == Participant.Step.QUESTIONNAIRE:
         context["form"] = form or QuestionnaireForm()
         return render(request, "study/questionnaire.html", context, status=status)
+    if step == Participant.Step.SCREENED_OUT:
+        context["screen_out_url"] = study.screen_out_url
+        return render(request, "study/screened_out.html", context, status=status)
     context["completion_url"] = study.completion_url
     return render(request, "study/done.html", context, status=status)
 
