@@ -97,6 +97,9 @@ def study_readiness_problems(*, study: Study) -> list[str]:
                 problems.append(f"condition(s) not in the stimulus sets: {', '.join(absent)}")
     if study.between_factor == Study.BetweenFactor.DIMENSION and len(dimensions) < 2:
         problems.append("a between-subject dimension factor needs at least two dimensions")
+    from study.counts import text_count_problems
+
+    problems += text_count_problems(study=study)
     return problems
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -17,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from study import selectors, services
+from study.counts import participant_counts
 from study.forms import QuestionnaireForm
 from study.models import Participant, RatingDimension, Study, Trial
 
@@ -35,6 +35,7 @@ class SeeOther(HttpResponseRedirect):
     status_code = 303
 
 
+KEPT_NOTE = "?kept=1"  # the redirect after a stale trial answer: the page says the earlier answer stays
 COOKIE_SALT = "study.participant"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 
@@ -141,8 +142,9 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
     if step not in Participant.Step.values:
         return _error(request, 400, "This request was not understood.")
     if step != participant.step:
-        # A stale form (back button, second tab, double click): the server's state wins.
-        return SeeOther(_page_url(participant))
+        # A stale form (back button, second tab, double click): the server's state wins, and an answer the
+        # participant may think they changed gets a short note saying it was kept.
+        return SeeOther(_page_url(participant) + (KEPT_NOTE if step == Participant.Step.TRIALS else ""))
     try:
         if step == Participant.Step.CONSENT:
             choice = request.POST.get("choice")
@@ -158,8 +160,10 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
             names = {k for k in request.POST if k not in {"csrfmiddlewaretoken", "step", "trial", "rt_ms"}}
             answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
             rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
-            services.trial_answer(participant=participant, index=request.POST.get("trial"), answers=answers,
-                                  rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+            outcome = services.trial_answer(participant=participant, index=request.POST.get("trial"),
+                                            answers=answers, rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+            if not outcome.recorded:
+                return SeeOther(_page_url(participant) + KEPT_NOTE)
         elif step == Participant.Step.QUESTIONNAIRE:
             form = QuestionnaireForm(request.POST)
             if not form.is_valid():
@@ -178,7 +182,8 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
                  status: int = 200) -> HttpResponse:
     study = participant.study
     context = {"study": study, "participant": participant, "step": participant.step,
-               "action": _page_url(participant)}
+               "action": _page_url(participant), "answer_kept": request.GET.get("kept") == "1",
+               "counts": participant_counts(participant=participant)}
     step = participant.step
     if step == Participant.Step.CONSENT:
         return render(request, "study/consent.html", context, status=status)
@@ -205,9 +210,8 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
     current, previous, upcoming = nearby[position], nearby.get(position - 1), nearby.get(position + 1)
     services.trial_mark_shown(trial=current)
     dimensions = {d.name: d for d in participant.study.dimensions.all()}
-    counts = dict.fromkeys(Trial.Kind.values, 0)
-    counts.update(participant.trials.values_list("kind").annotate(n=Count("pk")))
-    n_practice = counts[Trial.Kind.PRACTICE]
+    counts = context["counts"]
+    n_practice = counts.practice
     is_practice = current.kind == Trial.Kind.PRACTICE
     context.update({
         "trial": current,
@@ -217,7 +221,7 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
         "is_practice": is_practice,
         "is_attention": current.kind == Trial.Kind.ATTENTION,
         "number": current.index + 1 if is_practice else current.index + 1 - n_practice,
-        "total": n_practice if is_practice else counts[Trial.Kind.RATING] + counts[Trial.Kind.ATTENTION],
+        "total": n_practice if is_practice else counts.main,
         "practice_over": bool(previous and previous.kind == Trial.Kind.PRACTICE and not is_practice),
         "new_block": bool(previous and not is_practice and previous.kind != Trial.Kind.PRACTICE
                           and previous.block != current.block),
