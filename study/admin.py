@@ -169,8 +169,8 @@ class StudyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
                 return
             url = reverse("admin:study_studyreport_change", args=[report.pk])
-            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow it here</a>.',
-                                                   study.slug, url), messages.SUCCESS)
+            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow its state here</a>.',
+                                                   study.slug, url), messages.INFO)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -268,11 +268,32 @@ class RatingAdmin(ReadOnlyAdmin):
         return rating.trial.stimulus.condition
 
 
+REPORT_STATES = {
+    StudyReport.Status.PENDING: "queued",
+    StudyReport.Status.RUNNING: "running",
+    StudyReport.Status.DONE: "done",
+    StudyReport.Status.FAILED: "failed",
+}
+REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figures follow
+
+
 @admin.register(StudyReport)
 class StudyReportAdmin(ReadOnlyAdmin):
-    list_display = ["study", "status", "created_at", "finished_at"]
+    list_display = ["study", "state", "created_at", "finished_at", "short_error"]
     list_filter = ["status", "study"]
-    readonly_fields = ["study", "status", "file_links", "error", "celery_task_id", "created_at", "finished_at"]
+    readonly_fields = ["study", "state", "file_links", "error", "celery_task_id", "created_at", "finished_at"]
+
+    @admin.display(description="state", ordering="status")
+    def state(self, report: StudyReport) -> str:
+        label = REPORT_STATES.get(report.status, report.status)
+        if report.status in {StudyReport.Status.PENDING, StudyReport.Status.RUNNING}:
+            where = "a worker thread of the web process" if report.celery_task_id.startswith("thread-") else "Celery"
+            return format_html('<span data-report-state="{}">{}</span> (on {}; reload to follow)', label, label, where)
+        return format_html('<span data-report-state="{}">{}</span>', label, label)
+
+    @admin.display(description="error")
+    def short_error(self, report: StudyReport) -> str:
+        return report.error.strip().splitlines()[0][:160] if report.error.strip() else ""
 
     @admin.display(description="files")
     def file_links(self, report: StudyReport) -> str:
@@ -281,6 +302,7 @@ class StudyReportAdmin(ReadOnlyAdmin):
         from django.conf import settings
 
         base = settings.MEDIA_URL if settings.MEDIA_URL.startswith("/") else "/" + settings.MEDIA_URL
+        files = sorted(report.files, key=lambda name: (name not in REPORT_FIRST, name))
         return format_html("<ul>{}</ul>", format_html_join(
             "", '<li><a href="{}{}/{}" target="_blank">{}</a></li>',
-            ((base, report.folder, name, name) for name in report.files)))
+            ((base, report.folder, name, name) for name in files)))
