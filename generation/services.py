@@ -25,8 +25,8 @@ from django.utils.crypto import salted_hmac
 from PIL import Image, UnidentifiedImageError
 
 from config.errors import SetupError
+from generation.atomic_files import atomic_write_bytes
 from generation.classes import class_name
-from generation.files import atomic_write_bytes
 from generation.models import RenderJob, Stimulus, StimulusSet
 from generation.recipes import Recipe
 from generation.spec import SpecError, StimulusSpec

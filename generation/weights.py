@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from config.errors import SetupError
-from generation.files import atomic_write_bytes
+from generation.atomic_files import atomic_write_bytes
 from generation.generators import (
     ARCHITECTURES,
     BIGGAN_PRETRAINED,
