@@ -75,11 +75,18 @@ class StimulusSpec:
 
 def load_spec(path: Path) -> StimulusSpec:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SetupError(f"cannot read spec {path}: {exc.strerror}") from None
+    return spec_from_text(text, source=str(path))
+
+
+def spec_from_text(text: str, *, source: str) -> StimulusSpec:
+    """Parse a design file's text (a file, or one uploaded in the admin) with the same messages either way."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SetupError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise SetupError(f"spec {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
     return parse_spec(data)
 
 
