@@ -123,3 +123,48 @@ def test_render_jobs_are_not_added_by_hand(admin_client) -> None:
 def test_spec_yaml_round_trip_matches_the_file(tmp_path, tiny_model) -> None:
     path = small_spec(tmp_path, tiny_model)
     assert yaml.safe_load(path.read_text())["name"] == "uploaded"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_upload_a_design_file_and_a_zip_in_chromium(live_server, tmp_path, tiny_model, monkeypatch) -> None:
+    from django.contrib.auth import get_user_model
+
+    from tests.conftest import skip_or_fail
+    from tests.study.test_browser import CHROMIUM, _launch
+
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    get_user_model().objects.create_superuser("staff", "s@example.org", "pw-for-tests-only")
+    spec = small_spec(tmp_path, tiny_model, name="from-browser")
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(zip_of({"a.png": png((200, 10, 10)), "b.png": png((10, 200, 10)),
+                                "labels.csv": b"filename,condition\na.png,one\nb.png,two\n"}).read())
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/generation/stimulusset/add/")
+            page.fill("input[name=username]", "staff")
+            page.fill("input[name=password]", "pw-for-tests-only")
+            with page.expect_navigation():
+                page.click("input[type=submit]")
+            page.set_input_files("input[name=spec]", str(spec))
+            with page.expect_navigation():
+                page.click("#stimulusset-upload input[type=submit]")
+            # The set page follows the render without a reload (its script polls the build state).
+            page.wait_for_selector("[data-build-state=done]", timeout=240_000)
+            assert "4 of 4 images" in page.locator("[data-build-text]").inner_text()
+            page.goto(f"{live_server.url}/admin/generation/stimulusset/add/")
+            page.set_input_files("input[name=archive]", str(archive))
+            page.fill("input[name=name]", "zip-from-browser")
+            with page.expect_navigation():
+                page.click("#stimulusset-upload input[type=submit]")
+            assert "imported 2 images" in page.content()
+        finally:
+            browser.close()
+    assert StimulusSet.objects.get(name="from-browser").stimuli.count() == 4
+    assert StimulusSet.objects.get(name="zip-from-browser").stimuli.count() == 2

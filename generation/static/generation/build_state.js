@@ -1,5 +1,5 @@
 /* A stimulus set's build state on its admin page, refreshed from its JSON endpoint until it is done or failed. */
-(function () {
+function followBuildState() {
   "use strict";
   var box = document.querySelector("[data-build-state-url]");
   if (!box) { return; }
@@ -24,4 +24,6 @@
       .catch(function () { window.setTimeout(poll, 5000); });
   }
   if (!finished[box.dataset.buildState]) { window.setTimeout(poll, 1000); }
-})();
+}
+// The admin loads form media in <head>, before the page body exists.
+document.addEventListener("DOMContentLoaded", followBuildState);
