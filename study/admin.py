@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import SetupError
-from study import selectors, services
+from study import admin_design, authoring, selectors, services
 from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, StudyReport, Trial
 
 DESIGN_FIELDS = ["stimulus_sets", "conditions", "layout", "between_factor", "trials_per_participant", "practice_trials",
@@ -80,6 +80,35 @@ class StudyAdmin(admin.ModelAdmin):
         _status_action(Study.Status.CLOSED, "Close"),
         "export_csv", "export_parquet", "generate_report",
     ]
+
+    class Media:
+        css = {"all": ["study/admin_design.css"]}
+
+    def get_urls(self) -> list:
+        return admin_design.design_admin_urls(self) + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        extra_context = {**(extra_context or {}), "status_buttons": admin_design.STATUS_BUTTONS}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        # Tick boxes instead of raw JSON (only called for editable fields: a frozen design stays read-only).
+        if db_field.name == "conditions":
+            study = getattr(request, "_study_admin_object", None)
+            return admin_design.conditions_field(current=study.conditions if study else [])
+        if db_field.name == "languages":
+            return admin_design.languages_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Study | None = None, change: bool = False, **kwargs):
+        request._study_admin_object = obj
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and authoring.study_dimensions_default(study=form.instance):
+            self.message_user(request, "Added the default dimensions (artistry, symbolism); edit them below.",
+                              messages.INFO)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
