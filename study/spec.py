@@ -106,6 +106,18 @@ def _names(data: dict, key: str) -> list[str]:
     return list(value)
 
 
+def _languages(data: dict) -> list[str]:
+    """Languages the participant pages may use: ones the site has a translation for (settings.LANGUAGES)."""
+    from django.conf import settings
+
+    available = [code for code, _name in settings.LANGUAGES]
+    languages = _names(data, "languages") or [settings.LANGUAGE_CODE]
+    for i, code in enumerate(languages):
+        if code not in available:
+            raise _fail(f"languages[{i}]", f"{code!r} is not available (available: {', '.join(available)})")
+    return languages
+
+
 def _choice(data: dict, key: str, choices: list[str], default: str, where: str = "") -> str:
     value = data.get(key, default)
     if value is None:
@@ -196,7 +208,7 @@ def study_spec_parse(data: object) -> StudySpec:
         completion_code=_text(data, "completion_code"),
         completion_url=completion_url,
         no_consent_url=no_consent_url,
-        languages=_names(data, "languages") or ["en"],
+        languages=_languages(data),
         bots=bots,
         raw=data,
     )
