@@ -168,3 +168,18 @@ def test_upload_a_design_file_and_a_zip_in_chromium(live_server, tmp_path, tiny_
             browser.close()
     assert StimulusSet.objects.get(name="from-browser").stimuli.count() == 4
     assert StimulusSet.objects.get(name="zip-from-browser").stimuli.count() == 2
+
+
+@pytest.mark.broker
+def test_uploaded_design_file_renders_on_a_celery_worker(tmp_path, tiny_model, celery_worker_process,
+                                                         admin_client) -> None:
+    import time
+
+    upload_spec(admin_client, small_spec(tmp_path, tiny_model, name="via-broker"))
+    stimulus_set = StimulusSet.objects.get(name="via-broker")
+    url = f"/admin/generation/stimulusset/{stimulus_set.pk}/build-state/"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and admin_client.get(url).json()["state"] not in {"done", "failed"}:
+        time.sleep(0.5)
+    assert admin_client.get(url).json() == {"state": "done", "done": 4, "total": 4, "error": ""}
+    assert {s.provenance["pid"] for s in stimulus_set.stimuli.all()} == {celery_worker_process.pid}
