@@ -97,8 +97,9 @@ def stimulus_set_build(*, set_id: int) -> None:
             require_broker()
         stimulus_set, todo = stimulus_set_prepare(spec=spec, plan=plan)
         # The record was made before the model was known; fill in what render_set records at creation.
-        rows.filter(weights_sha256="").update(model_id=plan.info.model_id, weights_sha256=plan.info.sha256,
-                                              untrained=plan.info.untrained)
+        rows.filter(weights_sha256="").update(
+            model_id=plan.info.model_id, weights_sha256=plan.info.sha256, untrained=plan.info.untrained
+        )
         if in_process:
             render_jobs_abandon_stale(stimulus_set=stimulus_set)
         # Failed jobs of an earlier run are superseded: this plan holds whatever they left unrendered.
@@ -130,7 +131,8 @@ class BuildState:
 def stimulus_set_build_state(*, stimulus_set: StimulusSet) -> BuildState:
     """One aggregate query over the set's render jobs; the build status says what came before them."""
     jobs = stimulus_set.render_jobs.aggregate(
-        total=Sum("total"), done=Sum("done"),
+        total=Sum("total"),
+        done=Sum("done"),
         failed=Count("pk", filter=Q(status=RenderJob.Status.FAILED)),
         open=Count("pk", filter=Q(status__in=[RenderJob.Status.PENDING, RenderJob.Status.RUNNING])),
     )
@@ -146,8 +148,12 @@ def stimulus_set_build_state(*, stimulus_set: StimulusSet) -> BuildState:
         if jobs["failed"]:
             failed = stimulus_set.render_jobs.filter(status=RenderJob.Status.FAILED).first()
             lines = failed.error.strip().splitlines() if failed else []
-            return BuildState("failed", done, total,
-                              f"{jobs['failed']} render job(s) failed: {lines[-1] if lines else 'unknown error'}")
+            return BuildState(
+                "failed",
+                done,
+                total,
+                f"{jobs['failed']} render job(s) failed: {lines[-1] if lines else 'unknown error'}",
+            )
         return BuildState("done", done, total, "")
     if stimulus_set.source == StimulusSet.Source.IMPORTED:
         return BuildState("imported", 0, 0, "")
@@ -157,8 +163,9 @@ def stimulus_set_build_state(*, stimulus_set: StimulusSet) -> BuildState:
 # --- ZIP import ----------------------------------------------------------------------------------------------
 
 
-def stimuli_import_zip(*, archive: IO[bytes], archive_name: str, set_name: str,
-                       labels: IO[bytes] | None = None) -> tuple[int, int]:
+def stimuli_import_zip(
+    *, archive: IO[bytes], archive_name: str, set_name: str, labels: IO[bytes] | None = None
+) -> tuple[int, int]:
     """Unpack a ZIP of images safely and import it exactly as `import_stimuli DIR --labels CSV` would.
 
     The labels CSV is the uploaded one, else the one CSV in the ZIP (or its labels.csv); file names in it are
@@ -181,12 +188,16 @@ def stimuli_import_zip(*, archive: IO[bytes], archive_name: str, set_name: str,
             if len(csvs) > 1:
                 named = [f for f in csvs if f.name.lower() == "labels.csv"]
                 if len(named) != 1:
-                    raise SetupError(f"{archive_name} holds several CSV files ({', '.join(map(str, csvs[:4]))}); "
-                                     "keep one, name it labels.csv, or upload the labels separately")
+                    raise SetupError(
+                        f"{archive_name} holds several CSV files ({', '.join(map(str, csvs[:4]))}); "
+                        "keep one, name it labels.csv, or upload the labels separately"
+                    )
                 csvs = named
             if not csvs:
-                raise SetupError(f"{archive_name} holds no labels CSV (columns filename, condition); add labels.csv "
-                                 "or upload it separately")
+                raise SetupError(
+                    f"{archive_name} holds no labels CSV (columns filename, condition); add labels.csv "
+                    "or upload it separately"
+                )
             labels_csv = root / csvs[0]
             directory = labels_csv.parent
         try:

@@ -11,14 +11,16 @@ from generation.spec import StimulusSpec
 
 class StimulusSetUploadForm(forms.Form):
     spec = forms.FileField(
-        required=False, label="Design file (YAML)",
+        required=False,
+        label="Design file (YAML)",
         help_text="As for <code>render_set</code>: name, model, classes, seeds, conditions. Rendered by a task; "
-                  "follow the progress on the set's page.",
+        "follow the progress on the set's page.",
     )
     archive = forms.FileField(
-        required=False, label="or: images (ZIP)",
+        required=False,
+        label="or: images (ZIP)",
         help_text="A ZIP of images with a labels CSV (columns <code>filename</code>, <code>condition</code>, any "
-                  "others become labels), as for <code>import_stimuli</code>.",
+        "others become labels), as for <code>import_stimuli</code>.",
     )
     labels = forms.FileField(required=False, label="Labels CSV", help_text="Only if it is not inside the ZIP.")
     name = forms.SlugField(required=False, label="Set name", help_text="For a ZIP import.")

@@ -35,15 +35,21 @@ def conditions_field(*, current: list[str]) -> forms.MultipleChoiceField:
         sets.setdefault(condition, set())
     choices = [(c, f"{c} ({', '.join(sorted(sets[c])) or 'in no set'})") for c in sorted(sets)]
     return forms.MultipleChoiceField(
-        choices=choices, required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every condition of the chosen stimulus sets.")
+        choices=choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every condition of the chosen stimulus sets.",
+    )
 
 
 def languages_field() -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
-        choices=settings.LANGUAGES, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=settings.LANGUAGES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Languages of the participant pages; a participant gets their browser's language if it is "
-                  "ticked, else the first ticked one. None ticked: English.")
+        "ticked, else the first ticked one. None ticked: English.",
+    )
 
 
 class CloneForm(forms.Form):
@@ -54,10 +60,14 @@ class CloneForm(forms.Form):
 def design_admin_urls(model_admin) -> list:
     view = model_admin.admin_site.admin_view
     return [
-        path("<int:pk>/set-status/<str:status>/", view(lambda request, pk, status: status_view(
-            model_admin, request, pk, status)), name="study_study_set_status"),
-        path("<int:pk>/clone/", view(lambda request, pk: clone_view(model_admin, request, pk)),
-             name="study_study_clone"),
+        path(
+            "<int:pk>/set-status/<str:status>/",
+            view(lambda request, pk, status: status_view(model_admin, request, pk, status)),
+            name="study_study_set_status",
+        ),
+        path(
+            "<int:pk>/clone/", view(lambda request, pk: clone_view(model_admin, request, pk)), name="study_study_clone"
+        ),
     ]
 
 
@@ -73,8 +83,9 @@ def status_view(model_admin, request: HttpRequest, pk: int, status: str) -> Http
     except SetupError as exc:
         model_admin.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
     else:
-        model_admin.message_user(request, f"{study.slug} is now {study.get_status_display().lower()}.",
-                                 messages.SUCCESS)
+        model_admin.message_user(
+            request, f"{study.slug} is now {study.get_status_display().lower()}.", messages.SUCCESS
+        )
     return HttpResponseRedirect(reverse("admin:study_study_change", args=[study.pk]))
 
 
@@ -82,18 +93,24 @@ def clone_view(model_admin, request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     if not model_admin.has_add_permission(request):
         return HttpResponse(status=403)
-    form = CloneForm(request.POST or None, initial={"slug": f"{study.slug}-copy"[:100],
-                                                    "title": f"{study.title} (copy)"})
+    form = CloneForm(
+        request.POST or None, initial={"slug": f"{study.slug}-copy"[:100], "title": f"{study.title} (copy)"}
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            clone = authoring.study_clone(study=study, slug=form.cleaned_data["slug"],
-                                          title=form.cleaned_data["title"])
+            clone = authoring.study_clone(study=study, slug=form.cleaned_data["slug"], title=form.cleaned_data["title"])
         except SetupError as exc:
             form.add_error("slug", str(exc).removeprefix("slug: "))
         else:
-            model_admin.message_user(request, f"Cloned {study.slug} as {clone.slug} (a draft, without "
-                                              "participants).", messages.SUCCESS)
+            model_admin.message_user(
+                request, f"Cloned {study.slug} as {clone.slug} (a draft, without participants).", messages.SUCCESS
+            )
             return HttpResponseRedirect(reverse("admin:study_study_change", args=[clone.pk]))
-    context = {**model_admin.admin_site.each_context(request), "opts": Study._meta, "original": study,
-               "form": form, "title": f"Clone {study.slug}"}
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Study._meta,
+        "original": study,
+        "form": form,
+        "title": f"Clone {study.slug}",
+    }
     return TemplateResponse(request, "admin/study/study/clone.html", context)

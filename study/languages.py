@@ -62,8 +62,15 @@ def in_study_language(view):
         response.headers["Content-Language"] = language
         if study is not None and request.GET.get(LANGUAGE_PARAMETER):
             # Remember a language chosen on the entry link for the participant's later pages.
-            response.set_cookie(language_cookie_name(slug), language, max_age=60 * 60 * 24 * 30, samesite="Lax",
-                                secure=request.is_secure(), httponly=True, path=f"/s/{slug}/")
+            response.set_cookie(
+                language_cookie_name(slug),
+                language,
+                max_age=60 * 60 * 24 * 30,
+                samesite="Lax",
+                secure=request.is_secure(),
+                httponly=True,
+                path=f"/s/{slug}/",
+            )
         return response
 
     return wrapper

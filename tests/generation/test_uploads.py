@@ -21,10 +21,18 @@ ADD_URL = "/admin/generation/stimulusset/add/"
 
 
 def small_spec(tmp_path, tiny_model, **overrides):
-    fields = {"name": "uploaded", "classes": [1], "seeds": 2, "conditions": [
-        {"name": "baseline"},
-        {"name": "artistic", "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "all", "seed": 1}},
-    ]}
+    fields = {
+        "name": "uploaded",
+        "classes": [1],
+        "seeds": 2,
+        "conditions": [
+            {"name": "baseline"},
+            {
+                "name": "artistic",
+                "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "all", "seed": 1},
+            },
+        ],
+    }
     fields.update(overrides)
     return write_spec(tmp_path / f"{fields['name']}.yaml", tiny_model, **fields)
 
@@ -61,8 +69,9 @@ def test_uploaded_design_file_is_rendered_by_a_task(tmp_path, tiny_model, admin_
 
 
 def test_invalid_design_file_is_refused_with_the_render_set_message(tmp_path, tiny_model, admin_client) -> None:
-    path = small_spec(tmp_path, tiny_model, conditions=[{"name": "x", "perturbation": {"kind": "multiplicative",
-                                                                                         "epsilon": "big"}}])
+    path = small_spec(
+        tmp_path, tiny_model, conditions=[{"name": "x", "perturbation": {"kind": "multiplicative", "epsilon": "big"}}]
+    )
     with pytest.raises(SpecError) as error:
         load_spec(path)
     response = upload_spec(admin_client, path)
@@ -88,9 +97,13 @@ def test_model_dependent_errors_show_on_the_set(tmp_path, tiny_model, admin_clie
 
 
 def test_zip_of_images_with_labels_is_imported(admin_client) -> None:
-    files = {"art/a.png": png((200, 10, 10)), "art/b.png": png((10, 200, 10)), "art/c.png": png((10, 10, 200)),
-             "art/labels.csv": b"filename,condition,artist\na.png,human,Klee\nb.png,human,\nc.png,transfer,\n",
-             "__MACOSX/art/._a.png": b"junk"}
+    files = {
+        "art/a.png": png((200, 10, 10)),
+        "art/b.png": png((10, 200, 10)),
+        "art/c.png": png((10, 10, 200)),
+        "art/labels.csv": b"filename,condition,artist\na.png,human,Klee\nb.png,human,\nc.png,transfer,\n",
+        "__MACOSX/art/._a.png": b"junk",
+    }
     response = admin_client.post(ADD_URL, {"archive": zip_of(files), "name": "art"})
     assert response.status_code == 302, response.content.decode()[:2000]
     stimulus_set = StimulusSet.objects.get(name="art")
@@ -141,8 +154,15 @@ def test_upload_a_design_file_and_a_zip_in_chromium(live_server, tmp_path, tiny_
     get_user_model().objects.create_superuser("staff", "s@example.org", "pw-for-tests-only")
     spec = small_spec(tmp_path, tiny_model, name="from-browser")
     archive = tmp_path / "images.zip"
-    archive.write_bytes(zip_of({"a.png": png((200, 10, 10)), "b.png": png((10, 200, 10)),
-                                "labels.csv": b"filename,condition\na.png,one\nb.png,two\n"}).read())
+    archive.write_bytes(
+        zip_of(
+            {
+                "a.png": png((200, 10, 10)),
+                "b.png": png((10, 200, 10)),
+                "labels.csv": b"filename,condition\na.png,one\nb.png,two\n",
+            }
+        ).read()
+    )
     with sync_playwright() as playwright:
         browser = _launch(playwright)
         try:
@@ -171,8 +191,9 @@ def test_upload_a_design_file_and_a_zip_in_chromium(live_server, tmp_path, tiny_
 
 
 @pytest.mark.broker
-def test_uploaded_design_file_renders_on_a_celery_worker(tmp_path, tiny_model, celery_worker_process,
-                                                         admin_client) -> None:
+def test_uploaded_design_file_renders_on_a_celery_worker(
+    tmp_path, tiny_model, celery_worker_process, admin_client
+) -> None:
     import time
 
     upload_spec(admin_client, small_spec(tmp_path, tiny_model, name="via-broker"))

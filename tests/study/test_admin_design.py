@@ -11,15 +11,33 @@ from tests.study.test_export import run_bots
 
 pytestmark = pytest.mark.django_db
 
-INLINE = {"dimensions-TOTAL_FORMS": "0", "dimensions-INITIAL_FORMS": "0", "dimensions-MIN_NUM_FORMS": "0",
-          "dimensions-MAX_NUM_FORMS": "1000"}
+INLINE = {
+    "dimensions-TOTAL_FORMS": "0",
+    "dimensions-INITIAL_FORMS": "0",
+    "dimensions-MIN_NUM_FORMS": "0",
+    "dimensions-MAX_NUM_FORMS": "1000",
+}
 
 
 def study_form(**overrides) -> dict:
-    data = {"slug": "new-study", "title": "New", "consent_text": "", "instructions": "", "debrief": "",
-            "layout": "together", "between_factor": "none", "trials_per_participant": "12", "practice_trials": "2",
-            "attention_checks": "2", "max_run_length": "2", "max_participants": "", "completion_code": "",
-            "completion_url_template": "", "no_consent_url": "", **INLINE}
+    data = {
+        "slug": "new-study",
+        "title": "New",
+        "consent_text": "",
+        "instructions": "",
+        "debrief": "",
+        "layout": "together",
+        "between_factor": "none",
+        "trials_per_participant": "12",
+        "practice_trials": "2",
+        "attention_checks": "2",
+        "max_run_length": "2",
+        "max_participants": "",
+        "completion_code": "",
+        "completion_url_template": "",
+        "no_consent_url": "",
+        **INLINE,
+    }
     data.update(overrides)
     return data
 
@@ -77,7 +95,8 @@ def test_clone_copies_the_design_not_the_participants(admin_client, study) -> No
     assert clone.trials_per_participant == study.trials_per_participant
     assert list(clone.stimulus_sets.all()) == list(study.stimulus_sets.all())
     assert [(d.name, d.prompt, d.points) for d in clone.dimensions.all()] == [
-        (d.name, d.prompt, d.points) for d in study.dimensions.all()]
+        (d.name, d.prompt, d.points) for d in study.dimensions.all()
+    ]
     assert not Participant.objects.filter(study=clone).exists()
     assert Participant.objects.filter(study=study).count() == 2
     again = admin_client.post(url, {"slug": "cloned"}).content.decode()

@@ -12,8 +12,12 @@ from tests.study.factories import make_study
 
 @pytest.mark.django_db
 def test_a_text_stating_another_number_of_images_is_a_readiness_problem(stimulus_set):
-    study = make_study(stimulus_set=stimulus_set, trials_per_participant=12, attention_checks=2,
-                       consent_text="You will look at 12 images.")
+    study = make_study(
+        stimulus_set=stimulus_set,
+        trials_per_participant=12,
+        attention_checks=2,
+        consent_text="You will look at 12 images.",
+    )
     assert planned_counts(study=study).main == 14
     problems = study_readiness_problems(study=study)
     assert any("says 12 images but participants see 14" in p and "{images}" in p for p in problems)

@@ -24,8 +24,13 @@ def german_client() -> Client:
 
 @pytest.mark.django_db
 def test_a_german_browser_gets_german_pages_when_the_study_offers_german(stimulus_set):
-    study = make_study(stimulus_set=stimulus_set, languages=["en", "de"], trials_per_participant=2,
-                       practice_trials=0, attention_checks=0)
+    study = make_study(
+        stimulus_set=stimulus_set,
+        languages=["en", "de"],
+        trials_per_participant=2,
+        practice_trials=0,
+        attention_checks=0,
+    )
     client = german_client()
     url = enter(client, study, "de1")
     page = client.get(url)
@@ -69,13 +74,20 @@ def test_lang_on_the_entry_link_is_remembered(stimulus_set):
 def test_bots_complete_a_german_study(stimulus_set):
     study = make_study(stimulus_set=stimulus_set, languages=["de"], trials_per_participant=4)
     call_command("run_bots", study.slug, "--participants", "3")
-    assert Participant.objects.filter(study=study, step="done").count() + Participant.objects.filter(
-        study=study, step="declined").count() == 3
+    assert (
+        Participant.objects.filter(study=study, step="done").count()
+        + Participant.objects.filter(study=study, step="declined").count()
+        == 3
+    )
 
 
 @pytest.mark.skipif(shutil.which("msgfmt") is None, reason="msgfmt (gettext) is not installed")
 def test_german_is_complete_and_compiled(tmp_path):
-    result = subprocess.run(["msgfmt", "--check", "--statistics", "-o", str(tmp_path / "de.mo"), str(PO)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["msgfmt", "--check", "--statistics", "-o", str(tmp_path / "de.mo"), str(PO)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "untranslated" not in result.stderr and "fuzzy" not in result.stderr, result.stderr
     assert (tmp_path / "de.mo").read_bytes() == PO.with_suffix(".mo").read_bytes(), "run compilemessages"
