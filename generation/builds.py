@@ -45,6 +45,11 @@ def spec_from_upload(*, data: bytes, file_name: str) -> StimulusSpec:
 
 def stimulus_set_request_build(*, spec: StimulusSpec) -> StimulusSet:
     """Record the set with its design and queue the task that plans and renders it (see stimulus_set_build)."""
+    from config.background import uses_broker
+    from config.celery import require_broker
+
+    if uses_broker():
+        require_broker()  # one clear line now rather than a failed hand-off after the set is recorded
     with transaction.atomic():
         stimulus_set, created = StimulusSet.objects.select_for_update().get_or_create(
             name=spec.name,
