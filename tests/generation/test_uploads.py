@@ -204,3 +204,13 @@ def test_uploaded_design_file_renders_on_a_celery_worker(
         time.sleep(0.5)
     assert admin_client.get(url).json() == {"state": "done", "done": 4, "total": 4, "error": ""}
     assert {s.provenance["pid"] for s in stimulus_set.stimuli.all()} == {celery_worker_process.pid}
+
+
+def test_a_dead_broker_gives_one_clear_line(tmp_path, tiny_model, admin_client, settings) -> None:
+    from config.celery import app
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    app.conf.task_always_eager = False  # the isolated_dirs fixture restores it
+    response = upload_spec(admin_client, small_spec(tmp_path, tiny_model))
+    assert response.status_code == 400 and "cannot reach the Celery broker" in response.content.decode()
+    assert not StimulusSet.objects.exists()
