@@ -18,10 +18,12 @@ leaves it unchanged); planning sees parameter names, not values.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from generation.generators import GeneratorAdapter
 from generation.spec import Condition, SpecError, StimulusSpec
+
+if TYPE_CHECKING:  # the generators import torch; planning code stays light
+    from generation.generators import GeneratorAdapter
 
 PER_IMAGE_MODES = ("class-mix", "random-embedding")
 

@@ -98,12 +98,22 @@ class StimulusSpec:
 
 def load_spec(path: Path) -> StimulusSpec:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SetupError(f"cannot read spec {path}: {exc.strerror}") from None
+    return spec_from_text(text, source=str(path), base_dir=Path(path).parent)
+
+
+def spec_from_text(text: str, *, source: str, base_dir: Path | None = None) -> StimulusSpec:
+    """Parse a design file's text (a file, or one uploaded in the admin) with the same messages either way.
+
+    Image paths of style-transfer/DeepDream conditions are relative to base_dir (an upload: the working directory).
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SetupError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(data, base_dir=Path(path).parent)
+        raise SetupError(f"spec {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_spec(data, base_dir=base_dir)
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:

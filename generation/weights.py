@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from config.errors import SetupError
+from generation.atomic_files import atomic_write_bytes
 from generation.generators import (
     ARCHITECTURES,
     BIGGAN_PRETRAINED,
@@ -65,19 +66,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def resolve_model_folder(model: str, *, weights_dir: Path | None = None, cwd: Path | None = None) -> Path:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import SetupError
-from study import operations, selectors, services
+from study import admin_design, authoring, operations, selectors, services
 from study.admin_ops import study_admin_urls
 from study.models import (
     AuditEntry,
@@ -92,8 +92,34 @@ class StudyAdmin(admin.ModelAdmin):
         "export_csv", "export_parquet", "generate_report",
     ]
 
+    class Media:
+        css = {"all": ["study/admin_design.css"]}
+
     def get_urls(self) -> list:
-        return study_admin_urls(self) + super().get_urls()
+        return study_admin_urls(self) + admin_design.design_admin_urls(self) + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        extra_context = {**(extra_context or {}), "status_buttons": admin_design.STATUS_BUTTONS}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        # Tick boxes instead of raw JSON (only called for editable fields: a frozen design stays read-only).
+        if db_field.name == "conditions":
+            study = getattr(request, "_study_admin_object", None)
+            return admin_design.conditions_field(current=study.conditions if study else [])
+        if db_field.name == "languages":
+            return admin_design.languages_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Study | None = None, change: bool = False, **kwargs):
+        request._study_admin_object = obj
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and authoring.study_dimensions_default(study=form.instance):
+            self.message_user(request, "Added the default dimensions (artistry, symbolism); edit them below.",
+                              messages.INFO)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -189,8 +215,8 @@ class StudyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
                 return
             url = reverse("admin:study_studyreport_change", args=[report.pk])
-            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow it here</a>.',
-                                                   study.slug, url), messages.SUCCESS)
+            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow its state here</a>.',
+                                                   study.slug, url), messages.INFO)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -300,12 +326,33 @@ class RatingAdmin(ReadOnlyAdmin):
         return rating.trial.stimulus.condition
 
 
+REPORT_STATES = {
+    StudyReport.Status.PENDING: "queued",
+    StudyReport.Status.RUNNING: "running",
+    StudyReport.Status.DONE: "done",
+    StudyReport.Status.FAILED: "failed",
+}
+REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figures follow
+
+
 @admin.register(StudyReport)
 class StudyReportAdmin(ReadOnlyAdmin):
-    list_display = ["study", "status", "created_at", "finished_at", "stale_since"]
+    list_display = ["study", "state", "created_at", "finished_at", "stale_since", "short_error"]
     list_filter = ["status", "study"]
-    readonly_fields = ["study", "status", "stale_since", "file_links", "error", "celery_task_id", "created_at",
+    readonly_fields = ["study", "state", "stale_since", "file_links", "error", "celery_task_id", "created_at",
                        "finished_at"]
+
+    @admin.display(description="state", ordering="status")
+    def state(self, report: StudyReport) -> str:
+        label = REPORT_STATES.get(report.status, report.status)
+        if report.status in {StudyReport.Status.PENDING, StudyReport.Status.RUNNING}:
+            where = "a worker thread of the web process" if report.celery_task_id.startswith("thread-") else "Celery"
+            return format_html('<span data-report-state="{}">{}</span> (on {}; reload to follow)', label, label, where)
+        return format_html('<span data-report-state="{}">{}</span>', label, label)
+
+    @admin.display(description="error")
+    def short_error(self, report: StudyReport) -> str:
+        return report.error.strip().splitlines()[0][:160] if report.error.strip() else ""
 
     @admin.display(description="files")
     def file_links(self, report: StudyReport) -> str:
@@ -314,6 +361,7 @@ class StudyReportAdmin(ReadOnlyAdmin):
         from django.conf import settings
 
         base = settings.MEDIA_URL if settings.MEDIA_URL.startswith("/") else "/" + settings.MEDIA_URL
+        files = sorted(report.files, key=lambda name: (name not in REPORT_FIRST, name))
         return format_html("<ul>{}</ul>", format_html_join(
             "", '<li><a href="{}{}/{}" target="_blank">{}</a></li>',
-            ((base, report.folder, name, name) for name in report.files)))
+            ((base, report.folder, name, name) for name in files)))

@@ -99,6 +99,9 @@ def study_readiness_problems(*, study: Study) -> list[str]:
         problems.append("screen-out is on but there is no screen-out code")
     if study.between_factor == Study.BetweenFactor.DIMENSION and len(dimensions) < 2:
         problems.append("a between-subject dimension factor needs at least two dimensions")
+    from study.counts import text_count_problems
+
+    problems += text_count_problems(study=study)
     return problems
 
 

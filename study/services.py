@@ -448,7 +448,7 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
 
 def study_report_request(*, study: Study, options: Mapping[str, object] | None = None, actor=None,
                          actor_label: str = "") -> StudyReport:
-    """Queue the analysis report of a study (runs in-process when no broker is configured).
+    """Queue the analysis report of a study (on a worker thread of this process when no broker is configured).
 
     `options` go to `analysis.build_report`; the default comes from settings.STUDY_REPORT_OPTIONS (if set).
     """
@@ -466,5 +466,8 @@ def study_report_request(*, study: Study, options: Mapping[str, object] | None =
 
 
 def _dispatch_report(report_id: int, task) -> None:
-    result = task.delay(report_id)
-    StudyReport.objects.filter(pk=report_id).update(celery_task_id=result.id or "")
+    # Never inside the request: Celery when configured, else the process-local worker thread.
+    from config.background import task_submit
+
+    task_id = task_submit(task, report_id)
+    StudyReport.objects.filter(pk=report_id).update(celery_task_id=task_id)

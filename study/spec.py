@@ -111,6 +111,18 @@ def _names(data: dict, key: str) -> list[str]:
     return list(value)
 
 
+def _languages(data: dict) -> list[str]:
+    """Languages the participant pages may use: ones the site has a translation for (settings.LANGUAGES)."""
+    from django.conf import settings
+
+    available = [code for code, _name in settings.LANGUAGES]
+    languages = _names(data, "languages") or [settings.LANGUAGE_CODE]
+    for i, code in enumerate(languages):
+        if code not in available:
+            raise _fail(f"languages[{i}]", f"{code!r} is not available (available: {', '.join(available)})")
+    return languages
+
+
 def _choice(data: dict, key: str, choices: list[str], default: str, where: str = "") -> str:
     value = data.get(key, default)
     if value is None:
@@ -208,7 +220,7 @@ def study_spec_parse(data: object) -> StudySpec:
         screen_out_after=_integer(data, "screen_out_after", minimum=1, maximum=50, default=None),
         screen_out_code=_text(data, "screen_out_code"),
         screen_out_url=screen_out_url,
-        languages=_names(data, "languages") or ["en"],
+        languages=_languages(data),
         bots=bots,
         raw=data,
     )
