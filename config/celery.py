@@ -20,6 +20,10 @@ app.conf.update(
     result_expires=60 * 60 * 24,
 )
 app.autodiscover_tasks(["config", "generation", "study"])
+# `celery -A config beat` runs these; nothing depends on it (assignment releases the idle on the fly too).
+app.conf.beat_schedule = {
+    "release-idle-participants": {"task": "study.release_idle_participants", "schedule": 300.0},
+}
 
 
 def broker_connection_error(timeout: float = 3.0) -> Exception | None:

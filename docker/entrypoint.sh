@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One image, several roles: web (migrate + gunicorn), worker (CPU Celery), gpu-worker (Celery on the gpu queue).
+# One image, several roles: web (migrate + gunicorn), worker (CPU Celery), gpu-worker (Celery on the gpu
+# queue), beat (periodic tasks).
 set -euo pipefail
 
 role=${1:-web}
@@ -41,6 +42,12 @@ case "$role" in
     wait_for_database
     exec celery -A config worker --loglevel=INFO --queues=celery \
       --concurrency "${CELERY_CONCURRENCY:-2}" "$@"
+    ;;
+  beat)
+    # Periodic tasks (releasing idle participants); the schedule file is scratch, so /tmp.
+    wait_for_database
+    exec celery -A config beat --loglevel=INFO --schedule /tmp/celerybeat-schedule \
+      --pidfile /tmp/celerybeat.pid "$@"
     ;;
   gpu-worker)
     wait_for_database

@@ -6,14 +6,19 @@ import json
 
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from config.errors import SetupError
+from generation.builds import stimuli_import_zip, stimulus_set_build_state, stimulus_set_request_build
+from generation.forms import StimulusSetUploadForm
+from generation.latents import condition_summary, stimulus_label, stimulus_order
 from generation.models import RenderJob, Stimulus, StimulusSet
 from generation.services import UNTRAINED_LABEL, render_job_retry, runs_in_process
+from generation.spec import parse_spec
 
 
 def _thumbnail(stimulus: Stimulus, size: int = 64) -> str:
@@ -29,11 +34,73 @@ def _pretty_json(value: object) -> str:
 
 @admin.register(StimulusSet)
 class StimulusSetAdmin(admin.ModelAdmin):
-    list_display = ["name", "source", "model_id", "weights", "stimulus_count", "contact_sheet_link", "created_at"]
+    list_display = ["name", "source", "model_id", "weights", "stimulus_count", "build_state", "contact_sheet_link",
+                    "created_at"]
     list_filter = ["source", "untrained"]
     search_fields = ["name", "model_id", "description"]
-    readonly_fields = ["weights", "spec_pretty", "contact_sheet_link", "created_at"]
-    exclude = ["spec"]
+    readonly_fields = ["build_state", "weights", "spec_pretty", "contact_sheet_link", "created_at"]
+    exclude = ["spec", "build_status", "build_error"]
+    actions = ["render_again"]
+
+    class Media:
+        js = ["generation/build_state.js"]
+
+    @admin.display(description="build")
+    def build_state(self, obj: StimulusSet) -> str:
+        if not obj.pk:
+            return "—"
+        state = stimulus_set_build_state(stimulus_set=obj)
+        words = state.state or "made by a command"
+        if state.total:
+            words += f" · {state.done} of {state.total} images"
+        if state.error:
+            words += f" · {state.error}"
+        return format_html(
+            '<span data-build-state="{}" data-build-state-url="{}"><span data-build-text>{}</span></span>',
+            state.state, reverse("admin:generation_stimulusset_build_state", args=[obj.pk]), words)
+
+    def build_state_json(self, request: HttpRequest, pk: int) -> JsonResponse:
+        stimulus_set = get_object_or_404(StimulusSet, pk=pk)
+        return JsonResponse(stimulus_set_build_state(stimulus_set=stimulus_set).as_dict())
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        """Adding a set means uploading what it is made of; an empty record would be useless."""
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = StimulusSetUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                if form.parsed_spec is not None:
+                    stimulus_set = stimulus_set_request_build(spec=form.parsed_spec)
+                    self.message_user(request, f"Set {stimulus_set.name}: rendering queued; progress below.",
+                                      messages.SUCCESS)
+                else:
+                    data = form.cleaned_data
+                    created, skipped = stimuli_import_zip(archive=data["archive"], archive_name=data["archive"].name,
+                                                          set_name=data["name"], labels=data.get("labels"))
+                    stimulus_set = StimulusSet.objects.get(name=data["name"])
+                    self.message_user(request, f"Set {stimulus_set.name}: imported {created} images, {skipped} "
+                                               "already there.", messages.SUCCESS)
+            except SetupError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return HttpResponseRedirect(reverse("admin:generation_stimulusset_change", args=[stimulus_set.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": "Add stimulus set"}
+        return TemplateResponse(request, "admin/generation/stimulusset/upload.html", context,
+                                status=400 if request.method == "POST" else 200)
+
+    @admin.action(description="Render missing stimuli again (from the set's design file)")
+    def render_again(self, request: HttpRequest, queryset) -> None:
+        for stimulus_set in queryset:
+            try:
+                if stimulus_set.source != StimulusSet.Source.RENDERED or not stimulus_set.spec:
+                    raise SetupError("it has no design file (imported images)")
+                stimulus_set_request_build(spec=parse_spec(stimulus_set.spec))
+            except SetupError as exc:
+                self.message_user(request, f"{stimulus_set.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{stimulus_set.name}: rendering queued", messages.SUCCESS)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_stimuli=Count("stimuli"))
@@ -63,19 +130,30 @@ class StimulusSetAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/contact-sheet/", self.admin_site.admin_view(self.contact_sheet),
                  name="generation_stimulusset_contact_sheet"),
+            path("<int:pk>/build-state/", self.admin_site.admin_view(self.build_state_json),
+                 name="generation_stimulusset_build_state"),
             *super().get_urls(),
         ]
 
     def contact_sheet(self, request: HttpRequest, pk: int) -> HttpResponse:
         stimulus_set = get_object_or_404(StimulusSet, pk=pk)
-        stimuli = list(stimulus_set.stimuli.order_by("seed", "draw", "public_id"))
+        # Generator stimuli in recipe order (walk frames by t), optimisation snapshots by iteration.
+        stimuli = sorted(
+            stimulus_set.stimuli.all(),
+            key=lambda s: ((s.labels or {}).get("iteration", 0), stimulus_order(s.recipe), s.public_id),
+        )
+        for s in stimuli:
+            s.label = stimulus_label(s.recipe) if s.recipe.get("model") else s.condition
         spec_order = [c.get("name") for c in (stimulus_set.spec or {}).get("conditions", []) if isinstance(c, dict)]
         conditions = [c for c in spec_order if any(s.condition == c for s in stimuli)]
         conditions += sorted({s.condition for s in stimuli} - set(conditions))
         classes = sorted({s.class_index for s in stimuli}, key=lambda c: (c is None, c if c is not None else 0))
         names = {s.class_index: s.class_name for s in stimuli}
+        kinds = condition_kinds(stimulus_set.spec)
         rows = [
-            {"condition": condition,
+            {"condition": condition, "kind": kinds.get(condition, ""),
+             "summary": next((condition_summary(s.recipe) for s in stimuli
+                              if s.condition == condition and s.recipe.get("model")), ""),
              "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes]}
             for condition in conditions
         ]
@@ -86,6 +164,23 @@ class StimulusSetAdmin(admin.ModelAdmin):
             "columns": [{"index": c, "name": names.get(c, "")} for c in classes], "rows": rows,
         }
         return TemplateResponse(request, "admin/generation/stimulusset/contact_sheet.html", context)
+
+
+def condition_kinds(spec: dict) -> dict[str, str]:
+    """Each condition's kind as the design file states it: baseline, multiplicative, semantic, style-transfer,
+    deepdream."""
+    kinds = {}
+    for condition in (spec or {}).get("conditions", []):
+        if not isinstance(condition, dict):
+            continue
+        if "style_transfer" in condition:
+            kind = "style-transfer"
+        elif "deepdream" in condition:
+            kind = "deepdream"
+        else:
+            kind = (condition.get("perturbation") or {}).get("kind") or "baseline"
+        kinds[str(condition.get("name"))] = kind
+    return kinds
 
 
 class ClassIndexFilter(admin.SimpleListFilter):
@@ -142,6 +237,10 @@ class RenderJobAdmin(admin.ModelAdmin):
                        "started_at", "finished_at"]
     exclude = ["payload"]
     actions = ["retry_failed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Jobs come from rendering a set (upload its design file under Stimulus sets); a bare job has nothing to do.
+        return False
 
     @admin.display(description="progress")
     def progress(self, obj: RenderJob) -> str:

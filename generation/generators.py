@@ -124,11 +124,24 @@ class GeneratorAdapter:
         raise NotImplementedError
 
     def recipe_latent(self, recipe: Recipe) -> torch.Tensor:
-        z = self.latent(recipe.seed, recipe.truncation)
+        if recipe.arithmetic:
+            z = self.arithmetic_latent(recipe.arithmetic, recipe.truncation)
+        else:
+            z = self.latent(recipe.seed, recipe.truncation)
         if recipe.walk:
             z = interpolate(z, self.latent(recipe.walk["to_seed"], recipe.truncation), recipe.walk["t"],
                             recipe.walk["method"])
         return z
+
+    def arithmetic_latent(self, terms: dict[str, list[int]], truncation: float | None) -> torch.Tensor:
+        """z = z̄(a) - z̄(b) + z̄(c), each term the mean z of its seeds (Radford et al., DCGAN).
+
+        No re-truncation: for BigGAN each z(s) is already truncation·truncnorm(-2, 2), and the sum is fed as is.
+        """
+        def mean(seeds: list[int]) -> torch.Tensor:
+            return torch.stack([self.latent(seed, truncation) for seed in seeds]).mean(dim=0)
+
+        return mean(terms["a"]) - mean(terms["b"]) + mean(terms["c"])
 
 
 # --- BigGAN-deep ---------------------------------------------------------------------------------
@@ -291,6 +304,8 @@ class BigGANAdapter(GeneratorAdapter):
         ε = 1 gives a random direction of the same norm as the class embedding.
         """
         epsilon = recipe.perturbation["epsilon"]
+        if epsilon == 0:  # the renormalisation below would change last bits: ε = 0 must be the baseline
+            return embed
         generator = torch.Generator().manual_seed(
             stable_seed("random-embedding", recipe.perturbation["seed"], recipe.draw, recipe.class_index)
         )

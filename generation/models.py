@@ -12,6 +12,13 @@ def new_public_token() -> str:
     return secrets.token_urlsafe(12)
 
 
+class BuildStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PLANNING = "planning", "Planning"
+    RENDERING = "rendering", "Rendering"
+    FAILED = "failed", "Failed"
+
+
 class StimulusSet(models.Model):
     class Source(models.TextChoices):
         RENDERED = "rendered", "Rendered from a generator"
@@ -26,6 +33,11 @@ class StimulusSet(models.Model):
         default=False, help_text="Rendered with random (untrained) weights: a demo, not real stimuli."
     )
     description = models.TextField(blank=True)
+    build_status = models.CharField(
+        max_length=16, choices=BuildStatus.choices, blank=True,
+        help_text="A set made from an uploaded design file: planning, then rendering (progress in its render jobs).",
+    )
+    build_error = models.TextField(blank=True, help_text="Why planning the uploaded design failed.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -76,7 +76,7 @@ def network_context(adapter: GeneratorAdapter, recipe: Recipe) -> AbstractContex
     p = recipe.perturbation
     names = adapter.target_names(p["targets"]) if p["kind"] == "multiplicative" else adapter.embedding_names()
     return perturbed(adapter.model, names, epsilon=p["epsilon"], seed=p["seed"], draw=recipe.draw,
-                     noise=p.get("noise", "normal"))
+                     noise=p.get("noise", "normal"), spectral_norm=p.get("spectral_norm", "frozen"))
 
 
 def group_by_network(recipes: Iterable[Recipe]) -> list[list[Recipe]]:

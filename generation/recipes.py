@@ -9,19 +9,23 @@ from typing import Any
 
 # Bump when the rendering arithmetic changes (inputs, interpolation, uint8 mapping, PNG encoding):
 # the same recipe then means other bytes, so it must get another id.
-CODE_VERSION = "1"
+# 2: random-embedding with ε = 0 returns the embedding untouched (it was renormalised, changing last
+#    bits, so it did not render the baseline's bytes); recipes gained `arithmetic` and
+#    perturbation.spectral_norm (absent = "frozen", the only behaviour of version 1).
+CODE_VERSION = "2"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """model (id, sha256, architecture), class, latent seed, truncation, perturbation, draw, output size.
+    """model (id, sha256, architecture), class, latent seed, truncation, perturbation, draw, output size,
+    and the latent's construction: a walk frame (`walk`) or z arithmetic (`arithmetic`, then seed is None).
 
     `batch_size` and `precision` are part of it because they change the bytes: CPU kernels give
     last-bit differences between batch sizes, so every batch is padded to exactly `batch_size`.
     """
 
     model: dict[str, str]
-    seed: int
+    seed: int | None
     class_index: int | None = None
     truncation: float | None = None
     perturbation: dict[str, Any] | None = None
@@ -30,6 +34,7 @@ class Recipe:
     precision: str = "float32"
     batch_size: int = 8
     walk: dict[str, Any] | None = None
+    arithmetic: dict[str, list[int]] | None = None
     code_version: str = field(default=CODE_VERSION)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,11 @@
         perturbation: {kind: multiplicative, epsilon: 0.5, targets: all, seed: 1, draws: 1}
       - name: symbolic
         perturbation: {kind: semantic, mode: embedding-noise, epsilon: 1.0, seed: 2}
+      - name: walk
+        perturbation: {kind: multiplicative, epsilon: 0.5, spectral_norm: renormalise}
+        walk: {to_seed: 5, to_class: volcano, frames: 6, method: slerp}     # see latents.py
+      - name: arithmetic
+        arithmetic: {a: [0, 1, 2], b: [3, 4, 5], c: [6, 7, 8]}
 
 Every error names the key at fault, e.g. `conditions[1].perturbation.epsilon: must be a number`.
 """
@@ -29,11 +34,18 @@ import yaml
 
 from config.errors import SetupError
 from generation.classes import class_index
+from generation.latents import parse_arithmetic, parse_walk, stimulus_inputs
+from generation.optimisations import CONDITION_KEYS as OPTIMISATION_CONDITION_KEYS
+from generation.optimisations import check_distinct, condition_kind, count_images, parse_optimisation
 
 TOP_KEYS = {"name", "model", "truncation", "classes", "seeds", "conditions", "size", "precision", "batch_size",
             "description"}
-CONDITION_KEYS = {"name", "perturbation"}
-MULTIPLICATIVE_KEYS = {"kind", "epsilon", "targets", "seed", "draws", "noise"}
+CONDITION_KEYS = {"name", "perturbation", "walk", "arithmetic", *OPTIMISATION_CONDITION_KEYS}
+MULTIPLICATIVE_KEYS = {"kind", "epsilon", "targets", "seed", "draws", "noise", "spectral_norm"}
+# What a spectral-norm layer divides a perturbed weight by (perturbation.py); the default is justified in
+# docs/generation.md. Recipes without the key were rendered with "frozen".
+SPECTRAL_NORM_POLICIES = ("frozen", "renormalise")
+DEFAULT_SPECTRAL_NORM = "frozen"
 SEMANTIC_MODES = ("embedding-noise", "class-mix", "random-embedding")
 SEMANTIC_KEYS = {"kind", "mode", "epsilon", "seed", "draws", "k", "noise"}
 PRECISIONS = ("float32", "bfloat16")
@@ -52,6 +64,14 @@ class Condition:
     name: str
     perturbation: dict[str, Any] | None = None  # normalised, without `draws`
     draws: int = 1
+    walk: dict[str, Any] | None = None  # latents.parse_walk
+    arithmetic: tuple[dict[str, list[int]], ...] | None = None  # latents.parse_arithmetic
+    optimisation: dict[str, Any] | None = None  # style transfer / DeepDream (generation.optimisations)
+
+    @property
+    def explicit_zero(self) -> bool:
+        """A perturbation with ε = 0: renders the unperturbed network's bytes, allowed beside the baseline."""
+        return self.perturbation is not None and self.perturbation.get("epsilon") == 0
 
 
 @dataclass(frozen=True)
@@ -70,17 +90,30 @@ class StimulusSpec:
 
     @property
     def image_count(self) -> int:
-        return len(self.classes) * len(self.seeds) * sum(c.draws for c in self.conditions)
+        per_condition = {c.name: c.draws * len(stimulus_inputs(c, classes=self.classes, seeds=self.seeds))
+                         for c in self.conditions if c.optimisation is None}
+        return sum(per_condition.values()) + sum(count_images(c.optimisation, per_condition)
+                                                 for c in self.conditions if c.optimisation is not None)
 
 
 def load_spec(path: Path) -> StimulusSpec:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SetupError(f"cannot read spec {path}: {exc.strerror}") from None
+    return spec_from_text(text, source=str(path), base_dir=Path(path).parent)
+
+
+def spec_from_text(text: str, *, source: str, base_dir: Path | None = None) -> StimulusSpec:
+    """Parse a design file's text (a file, or one uploaded in the admin) with the same messages either way.
+
+    Image paths of style-transfer/DeepDream conditions are relative to base_dir (an upload: the working directory).
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SetupError(f"spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(data)
+        raise SetupError(f"spec {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_spec(data, base_dir=base_dir)
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -102,7 +135,19 @@ def _int(value: Any, key: str, minimum: int = 0) -> int:
     return value
 
 
-def parse_spec(data: Any) -> StimulusSpec:
+MAX_SEED = 2**32 - 1  # numpy's RandomState (BigGAN's z) takes no larger seed
+
+
+def _seed(value: Any, key: str) -> int:
+    seed = _int(value, key)
+    if seed > MAX_SEED:
+        raise SpecError(key, f"must be at most {MAX_SEED} (a latent seed), not {seed}")
+    return seed
+
+
+def parse_spec(data: Any, *, base_dir: Path | None = None) -> StimulusSpec:
+    """Check a design; image paths of style-transfer/DeepDream conditions are relative to base_dir (the
+    spec file's folder; default the current directory)."""
     if not isinstance(data, dict):
         raise SpecError("spec", "must be a mapping with name, model, classes, seeds, conditions")
     _unknown(data, TOP_KEYS, "")
@@ -128,15 +173,7 @@ def parse_spec(data: Any) -> StimulusSpec:
             raise SpecError("classes", "must be a non-empty list of ImageNet indices or names")
         resolved = []
         for i, item in enumerate(classes):
-            if isinstance(item, bool) or not isinstance(item, int | str):
-                raise SpecError(f"classes[{i}]", f"must be an index or a name, not {item!r}")
-            if isinstance(item, int):
-                resolved.append(_int(item, f"classes[{i}]"))
-            else:
-                try:
-                    resolved.append(class_index(item))
-                except ValueError as exc:
-                    raise SpecError(f"classes[{i}]", str(exc)) from None
+            resolved.append(resolve_class(item, f"classes[{i}]"))
         if len(set(resolved)) != len(resolved):
             raise SpecError("classes", "lists a class twice")
         parsed_classes = tuple(resolved)
@@ -144,7 +181,7 @@ def parse_spec(data: Any) -> StimulusSpec:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         parsed_seeds = tuple(range(_int(seeds, "seeds", 1)))
     elif isinstance(seeds, list) and seeds:
-        parsed_seeds = tuple(_int(s, f"seeds[{i}]") for i, s in enumerate(seeds))
+        parsed_seeds = tuple(_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
         if len(set(parsed_seeds)) != len(parsed_seeds):
             raise SpecError("seeds", "lists a seed twice")
     else:
@@ -159,18 +196,16 @@ def parse_spec(data: Any) -> StimulusSpec:
     conditions = data["conditions"]
     if not isinstance(conditions, list) or not conditions:
         raise SpecError("conditions", "must be a non-empty list")
-    parsed_conditions = tuple(_condition(c, f"conditions[{i}]") for i, c in enumerate(conditions))
-    seen: dict[str, str] = {}
-    physics: dict[str, str] = {}
+    parsed_conditions = tuple(_condition(c, f"conditions[{i}]", base_dir) for i, c in enumerate(conditions))
+    # Generator conditions that render identical images are refused at plan time, against the model's
+    # parameters (effects.refuse_identical_conditions): the same images can come from differently written specs.
+    # Optimisation conditions (style transfer, DeepDream) are compared among themselves by check_distinct.
+    seen: set[str] = set()
     for i, condition in enumerate(parsed_conditions):
         if condition.name in seen:
             raise SpecError(f"conditions[{i}].name", f"{condition.name!r} is used twice")
-        seen[condition.name] = condition.name
-        key = repr(sorted((condition.perturbation or {}).items()))
-        if key in physics:
-            raise SpecError(f"conditions[{i}].perturbation",
-                            f"renders exactly the same images as condition {physics[key]!r}")
-        physics[key] = condition.name
+        seen.add(condition.name)
+    check_distinct([(i, c.name, c.optimisation) for i, c in enumerate(parsed_conditions)])
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description", "must be text")
@@ -179,16 +214,25 @@ def parse_spec(data: Any) -> StimulusSpec:
                         batch_size=batch_size, description=description, raw=data)
 
 
-def _condition(data: Any, where: str) -> Condition:
+def _condition(data: Any, where: str, base_dir: Path | None = None) -> Condition:
     if not isinstance(data, dict):
         raise SpecError(where, "must be a mapping with a name (and a perturbation)")
     _unknown(data, CONDITION_KEYS, where)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise SpecError(f"{where}.name", "missing (a short text, at most 100 characters)")
+    if condition_kind(data) is not None:
+        return Condition(name=name.strip(), optimisation=parse_optimisation(data, where, base_dir=base_dir))
+    if "walk" in data and "arithmetic" in data:
+        raise SpecError(f"{where}.arithmetic", "a condition has either a walk or latent arithmetic, not both")
+    latents: dict[str, Any] = {}
+    if "walk" in data:
+        latents["walk"] = parse_walk(data["walk"], f"{where}.walk")
+    if "arithmetic" in data:
+        latents["arithmetic"] = parse_arithmetic(data["arithmetic"], f"{where}.arithmetic")
     perturbation = data.get("perturbation")
     if perturbation is None:
-        return Condition(name=name.strip())
+        return Condition(name=name.strip(), **latents)
     where = f"{where}.perturbation"
     if not isinstance(perturbation, dict):
         raise SpecError(where, "must be a mapping with a kind")
@@ -201,6 +245,10 @@ def _condition(data: Any, where: str) -> Condition:
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
             raise SpecError(f"{where}.targets", "must be a preset, block:N, re:<regex>, or a list of these")
         normalized["targets"] = targets
+        policy = perturbation.get("spectral_norm", DEFAULT_SPECTRAL_NORM)
+        if policy not in SPECTRAL_NORM_POLICIES:
+            raise SpecError(f"{where}.spectral_norm", f"must be frozen or renormalise, not {policy!r}")
+        normalized["spectral_norm"] = policy
     elif kind == "semantic":
         _unknown(perturbation, SEMANTIC_KEYS, where)
         mode = perturbation.get("mode")
@@ -221,7 +269,22 @@ def _condition(data: Any, where: str) -> Condition:
     else:
         raise SpecError(f"{where}.kind", f"must be multiplicative or semantic, not {kind!r}")
     draws = _int(perturbation.get("draws", 1), f"{where}.draws", 1)
-    return Condition(name=name.strip(), perturbation=normalized, draws=draws)
+    return Condition(name=name.strip(), perturbation=normalized, draws=draws, **latents)
+
+
+parse_condition = _condition  # one condition on its own (render_walk --perturbation)
+
+
+def resolve_class(item: Any, key: str) -> int:
+    """An ImageNet index or name (any WordNet synonym) → its index; range is checked against the model later."""
+    if isinstance(item, bool) or not isinstance(item, int | str):
+        raise SpecError(key, f"must be an index or a name, not {item!r}")
+    if isinstance(item, int):
+        return _int(item, key)
+    try:
+        return class_index(item)
+    except ValueError as exc:
+        raise SpecError(key, str(exc)) from None
 
 
 def _common(perturbation: dict[str, Any], where: str) -> dict[str, Any]:

@@ -12,3 +12,11 @@ def render_job(job_id: int) -> dict[str, object]:
 
     job = render_job_run(job_id=job_id)
     return {"job": job.pk, "status": job.status, "done": job.done, "total": job.total}
+
+
+@shared_task(name="generation.build_set")
+def stimulus_set_build_task(set_id: int) -> None:
+    """Plan an uploaded design and dispatch its render jobs; the set row records failures."""
+    from generation.builds import stimulus_set_build
+
+    stimulus_set_build(set_id=set_id)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from config.errors import SetupError
+from generation.atomic_files import atomic_write_bytes
 from generation.generators import (
     ARCHITECTURES,
     BIGGAN_PRETRAINED,
@@ -47,6 +48,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "512": {"output_dim": 512, "channel_width": 128, "layers": [*_DEEP_256, (False, 1, 1), (True, 1, 1)],
             "attention_layer_position": 8},
 }
+# Random models (make-random): see random_biggan for why these are not the package's defaults.
+RANDOM_EMBEDDING_STD = 0.4
+RANDOM_ATTENTION_GAMMA = 1.0
 _CONFIG_DEFAULTS = {"z_dim": 128, "class_embed_dim": 128, "num_classes": 1000, "eps": 1e-4, "n_stats": 51}
 
 DOWNLOAD_BASE = "https://s3.amazonaws.com/models.huggingface.co/biggan"
@@ -62,19 +66,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def resolve_model_folder(model: str, *, weights_dir: Path | None = None, cwd: Path | None = None) -> Path:
@@ -230,11 +221,18 @@ def meta_adapter(info: ModelInfo) -> GeneratorAdapter:
 
 
 def random_biggan(preset: str, seed: int) -> tuple[dict[str, Any], torch.nn.Module]:
-    """A BigGAN with finite outputs: seeded init, bn weight 1 / bias 0, spectral-norm u, v power-iterated.
+    """A BigGAN with finite outputs in which every part matters, like a trained one.
 
     A bare BigGAN(config) gives NaN: generator.bn's weight/bias are uninitialised memory and the
-    spectral-norm u/v buffers are unrelated random vectors.
+    spectral-norm u/v buffers are unrelated random vectors. Two more defaults would make tests
+    vacuous: attention `gamma` starts at 0 (the attention block then adds nothing, so perturbing it
+    renders the baseline), and the default Linear init gives class embeddings of norm ~0.2 against
+    ~4 for z, so the class barely changes the image. Here gamma is 1, the embedding entries are
+    N(0, 0.4²) (norm ~4.5, as z at truncation 0.4), and u, v are the exact top singular vectors of
+    each weight (as after a long training run), so every layer divides by its true sigma.
     """
+    from generation.perturbation import renormalise_spectral_norm, spectral_norm_layers
+
     config = {**_CONFIG_DEFAULTS, **PRESETS[preset]}
     config["layers"] = [list(layer) for layer in config["layers"]]
     fork_devices: list[int] = []
@@ -244,11 +242,12 @@ def random_biggan(preset: str, seed: int) -> tuple[dict[str, Any], torch.nn.Modu
         with torch.no_grad():
             model.generator.bn.weight.fill_(1.0)
             model.generator.bn.bias.zero_()
-            for module in model.modules():
-                for hook in module._forward_pre_hooks.values():
-                    if type(hook).__name__ == "SpectralNorm":
-                        for _ in range(20):
-                            hook.compute_weight(module, do_power_iteration=True)
+            model.embeddings.weight.normal_(0.0, RANDOM_EMBEDDING_STD)
+            for name, parameter in model.named_parameters():
+                if name.endswith(".gamma"):
+                    parameter.fill_(RANDOM_ATTENTION_GAMMA)
+            for module, hook in spectral_norm_layers(model).values():
+                renormalise_spectral_norm(module, hook)
     return config, model.eval()
 
 

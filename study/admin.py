@@ -12,8 +12,18 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import SetupError
-from study import selectors, services
-from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, StudyReport, Trial
+from study import admin_design, authoring, operations, selectors, services
+from study.admin_ops import study_admin_urls
+from study.models import (
+    AuditEntry,
+    Participant,
+    QuestionnaireResponse,
+    Rating,
+    RatingDimension,
+    Study,
+    StudyReport,
+    Trial,
+)
 
 DESIGN_FIELDS = ["stimulus_sets", "conditions", "layout", "between_factor", "trials_per_participant", "practice_trials",
                  "attention_checks", "max_run_length"]
@@ -43,7 +53,7 @@ def _status_action(status: str, label: str):
     def action(modeladmin: StudyAdmin, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             try:
-                services.study_set_status(study=study, status=status)
+                services.study_set_status(study=study, status=status, actor=request.user)
             except SetupError as exc:
                 modeladmin.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
             else:
@@ -70,7 +80,8 @@ class StudyAdmin(admin.ModelAdmin):
                                            "trials_per_participant", "practice_trials", "attention_checks",
                                            "max_run_length", "allocation"]}),
         ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
-                                    "no_consent_url", "languages"]}),
+                                    "no_consent_url", "languages", "time_limit_minutes", "screen_out_after",
+                                    "screen_out_code", "screen_out_url_template"]}),
         ("Record", {"classes": ["collapse"], "fields": ["pilot_token", "published_at", "created_at", "updated_at"]}),
     ]
     actions = [
@@ -80,6 +91,35 @@ class StudyAdmin(admin.ModelAdmin):
         _status_action(Study.Status.CLOSED, "Close"),
         "export_csv", "export_parquet", "generate_report",
     ]
+
+    class Media:
+        css = {"all": ["study/admin_design.css"]}
+
+    def get_urls(self) -> list:
+        return study_admin_urls(self) + admin_design.design_admin_urls(self) + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        extra_context = {**(extra_context or {}), "status_buttons": admin_design.STATUS_BUTTONS}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        # Tick boxes instead of raw JSON (only called for editable fields: a frozen design stays read-only).
+        if db_field.name == "conditions":
+            study = getattr(request, "_study_admin_object", None)
+            return admin_design.conditions_field(current=study.conditions if study else [])
+        if db_field.name == "languages":
+            return admin_design.languages_field()
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Study | None = None, change: bool = False, **kwargs):
+        request._study_admin_object = obj
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and authoring.study_dimensions_default(study=form.instance):
+            self.message_user(request, "Added the default dimensions (artistry, symbolism); edit them below.",
+                              messages.INFO)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -107,8 +147,12 @@ class StudyAdmin(admin.ModelAdmin):
         urls = selectors.study_links(study=study, base_url="")
         participants = reverse("admin:study_participant_changelist") + f"?study__id__exact={study.pk}"
         ratings = reverse("admin:study_rating_changelist") + f"?trial__participant__study__id__exact={study.pk}"
-        return format_html('<a href="{}" target="_blank">pilot preview</a> · <a href="{}">participants</a> · '
-                           '<a href="{}">ratings</a>', urls["pilot preview"], participants, ratings)
+        monitor = reverse("admin:study_study_monitor", args=[study.pk])
+        ops = reverse("admin:study_study_participant_ops", args=[study.pk])
+        return format_html('<a href="{}">monitor</a> · <a href="{}" target="_blank">pilot preview</a> · '
+                           '<a href="{}">participants</a> · <a href="{}">ratings</a> · '
+                           '<a href="{}">participant operations</a>',
+                           monitor, urls["pilot preview"], participants, ratings, ops)
 
     @admin.display(description="recruitment URL")
     def recruitment_url(self, study: Study) -> str:
@@ -149,7 +193,9 @@ class StudyAdmin(admin.ModelAdmin):
             return None
         study = queryset.get()
         path = Path(tempfile.mkdtemp(prefix="export-")) / f"{study.slug}-ratings{suffix}"
-        services.ratings_export(study=study, path=path)
+        rows = services.ratings_export(study=study, path=path)
+        operations.audit_record(action=AuditEntry.Action.EXPORT, study=study, actor=request.user, rows=rows,
+                                detail={"format": suffix.lstrip(".")})
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
     @admin.action(description="Export ratings (CSV, long format)")
@@ -164,13 +210,13 @@ class StudyAdmin(admin.ModelAdmin):
     def generate_report(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             try:
-                report = services.study_report_request(study=study)
+                report = services.study_report_request(study=study, actor=request.user)
             except SetupError as exc:
                 self.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
                 return
             url = reverse("admin:study_studyreport_change", args=[report.pk])
-            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow it here</a>.',
-                                                   study.slug, url), messages.SUCCESS)
+            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow its state here</a>.',
+                                                   study.slug, url), messages.INFO)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -223,7 +269,7 @@ class ParticipantAdmin(ReadOnlyAdmin):
     search_fields = ["pseudonym", "public_id"]
     readonly_fields = ["study", "pseudonym", "source", "recruitment", "is_pilot", "step", "position", "seed", "group",
                        "attention_failures", "user_agent", "started_at", "consented_at", "completed_at",
-                       "released_at"]
+                       "released_at", "screened_out_at", "withdrawn_at"]
     exclude = ["public_id"]
     inlines = [QuestionnaireInline, TrialInline]
     actions = ["release"]
@@ -231,7 +277,19 @@ class ParticipantAdmin(ReadOnlyAdmin):
     @admin.action(description="Release as abandoned (returned / timed out): stop counting them for balance and quota")
     def release(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
         count = services.participants_release(participants=queryset)
+        study_ids = set(queryset.values_list("study_id", flat=True))
+        study = Study.objects.get(pk=study_ids.pop()) if len(study_ids) == 1 else None
+        operations.audit_record(action=AuditEntry.Action.RELEASE, study=study, actor=request.user, rows=count,
+                                detail={"reason": "admin action"})
         self.message_user(request, f"Released {count} participant(s); completed and declined ones are never released.")
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Participant], search_term: str):
+        """Also find a participant by recruitment id (e.g. a Prolific ID): hash the query as entry does."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        hashes = operations.recruitment_pseudonyms(external_id=search_term)
+        if hashes:
+            results = results | queryset.filter(pseudonym__in=hashes)
+        return results, may_have_duplicates
 
     @admin.display(description="participant", ordering="pseudonym")
     def short_pseudonym(self, participant: Participant) -> str:
@@ -268,11 +326,33 @@ class RatingAdmin(ReadOnlyAdmin):
         return rating.trial.stimulus.condition
 
 
+REPORT_STATES = {
+    StudyReport.Status.PENDING: "queued",
+    StudyReport.Status.RUNNING: "running",
+    StudyReport.Status.DONE: "done",
+    StudyReport.Status.FAILED: "failed",
+}
+REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figures follow
+
+
 @admin.register(StudyReport)
 class StudyReportAdmin(ReadOnlyAdmin):
-    list_display = ["study", "status", "created_at", "finished_at"]
+    list_display = ["study", "state", "created_at", "finished_at", "stale_since", "short_error"]
     list_filter = ["status", "study"]
-    readonly_fields = ["study", "status", "file_links", "error", "celery_task_id", "created_at", "finished_at"]
+    readonly_fields = ["study", "state", "stale_since", "file_links", "error", "celery_task_id", "created_at",
+                       "finished_at"]
+
+    @admin.display(description="state", ordering="status")
+    def state(self, report: StudyReport) -> str:
+        label = REPORT_STATES.get(report.status, report.status)
+        if report.status in {StudyReport.Status.PENDING, StudyReport.Status.RUNNING}:
+            where = "a worker thread of the web process" if report.celery_task_id.startswith("thread-") else "Celery"
+            return format_html('<span data-report-state="{}">{}</span> (on {}; reload to follow)', label, label, where)
+        return format_html('<span data-report-state="{}">{}</span>', label, label)
+
+    @admin.display(description="error")
+    def short_error(self, report: StudyReport) -> str:
+        return report.error.strip().splitlines()[0][:160] if report.error.strip() else ""
 
     @admin.display(description="files")
     def file_links(self, report: StudyReport) -> str:
@@ -281,6 +361,7 @@ class StudyReportAdmin(ReadOnlyAdmin):
         from django.conf import settings
 
         base = settings.MEDIA_URL if settings.MEDIA_URL.startswith("/") else "/" + settings.MEDIA_URL
+        files = sorted(report.files, key=lambda name: (name not in REPORT_FIRST, name))
         return format_html("<ul>{}</ul>", format_html_join(
             "", '<li><a href="{}{}/{}" target="_blank">{}</a></li>',
-            ((base, report.folder, name, name) for name in report.files)))
+            ((base, report.folder, name, name) for name in files)))

@@ -147,6 +147,27 @@ def spread_positions(*, length: int, count: int, rng: random.Random) -> list[int
     return positions
 
 
+def extra_stimuli(*, pool: Sequence[StimulusRef], rated_ids: set[int], counts: dict[int, int], n: int,
+                  rng: random.Random) -> list[StimulusRef]:
+    """Stimuli for practice trials and attention checks, each used once: a participant never sees an image twice.
+
+    Drawn without replacement from outside the participant's rated set, least-used first (so the extras do not
+    wear out a few images); only a pool too small for that falls back on rated stimuli, least-used first too.
+    """
+    def by_use(refs: list[StimulusRef]) -> list[StimulusRef]:
+        return sorted(refs, key=lambda r: (counts.get(r.id, 0), rng.random()))
+
+    outside = by_use([r for r in pool if r.id not in rated_ids])
+    chosen = outside[:n]
+    if len(chosen) < n:
+        inside = by_use([r for r in pool if r.id in rated_ids])
+        chosen += inside[: n - len(chosen)]
+    while len(chosen) < n:  # a pool smaller than the extras themselves: repeats cannot be avoided
+        chosen.append(rng.choice(list(pool)))
+    rng.shuffle(chosen)  # least-used decides which images, not which comes first
+    return chosen
+
+
 def plan_trials(*, pool: Sequence[StimulusRef], counts: dict[int, int], scales: Sequence[ScaleRange],
                 n_rated: int, n_practice: int, n_attention: int, layout: str, max_run: int,
                 rng: random.Random) -> list[PlannedTrial]:
@@ -162,21 +183,21 @@ def plan_trials(*, pool: Sequence[StimulusRef], counts: dict[int, int], scales: 
     else:
         blocks = [names]
 
-    spare = [r for r in pool if r.id not in chosen_ids] or list(pool)
+    per_block = [n_attention // len(blocks) + (1 if b < n_attention % len(blocks) else 0) for b in range(len(blocks))]
+    extras = extra_stimuli(pool=pool, rated_ids=chosen_ids, counts=counts, n=n_practice + sum(per_block), rng=rng)
     plan: list[PlannedTrial] = []
     for i in range(n_practice):
-        ref = rng.choice(spare)
+        ref = extras.pop(0)
         dims = blocks[i % len(blocks)] if len(blocks) > 1 else blocks[0]
         plan.append(PlannedTrial(kind="practice", stimulus_id=ref.id, dimensions=dims))
 
-    per_block = [n_attention // len(blocks) + (1 if b < n_attention % len(blocks) else 0) for b in range(len(blocks))]
     by_name = {s.name: s for s in scales}
     for b, dims in enumerate(blocks):
         ordered = order_without_long_runs(chosen, max_run=max_run, rng=rng)
         sequence = [PlannedTrial(kind="rating", stimulus_id=r.id, dimensions=dims, block=b) for r in ordered]
         for position in sorted(spread_positions(length=len(sequence), count=per_block[b], rng=rng), reverse=True):
             scale = by_name[dims[0]]
-            check = PlannedTrial(kind="attention", stimulus_id=rng.choice(list(pool)).id, dimensions=(scale.name,),
+            check = PlannedTrial(kind="attention", stimulus_id=extras.pop(0).id, dimensions=(scale.name,),
                                  block=b, expected_value=instructed_value(scale, rng))
             sequence.insert(position, check)
         plan.extend(sequence)

@@ -61,7 +61,7 @@ class StimulusTruth:
 @dataclass
 class BotOutcome:
     pid: str
-    result: str  # completed | declined | unavailable
+    result: str  # completed | declined | unavailable | screened_out
     completion_code: str = ""
     ratings: int = 0
     attention_failed: int = 0
@@ -245,7 +245,7 @@ def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, tr
         elif reader.step == "done":
             outcome.result, outcome.completion_code = "completed", reader.completion_code
             return outcome
-        elif reader.step in {"declined", "unavailable"}:
+        elif reader.step in {"declined", "unavailable", "screened_out"}:
             outcome.result = reader.step
             return outcome
         else:

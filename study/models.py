@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -74,6 +75,19 @@ class Study(models.Model):
         max_length=500, blank=True, help_text="e.g. https://app.prolific.com/submissions/complete?cc={code}"
     )
     no_consent_url = models.CharField(max_length=500, blank=True, help_text="Where decliners are sent back to.")
+    screen_out_after = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Screen a participant out after this many failed attention checks; "
+        "empty means never."
+    )
+    screen_out_code = models.CharField(max_length=64, blank=True, help_text="Code shown to screened-out participants.")
+    screen_out_url_template = models.CharField(
+        max_length=500, blank=True, help_text="Where screened-out participants are sent, e.g. "
+        "https://app.prolific.com/submissions/complete?cc={code}"
+    )
+    time_limit_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Release participants idle longer than this (their stimuli go to "
+        "newcomers); empty means never."
+    )
     languages = models.JSONField(default=list, blank=True)
     pilot_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     assignment_serial = models.PositiveBigIntegerField(
@@ -95,6 +109,10 @@ class Study(models.Model):
     def completion_url(self) -> str:
         """The redirect with the completion code filled in (`{code}` in the template)."""
         return self.completion_url_template.replace("{code}", self.completion_code)
+
+    @property
+    def screen_out_url(self) -> str:
+        return self.screen_out_url_template.replace("{code}", self.screen_out_code)
 
 
 class RatingDimension(models.Model):
@@ -139,6 +157,7 @@ class Participant(models.Model):
         TRIALS = "trials", "Trials"
         QUESTIONNAIRE = "questionnaire", "Questionnaire"
         DONE = "done", "Completed"
+        SCREENED_OUT = "screened_out", "Screened out (failed attention checks)"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     public_id = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
@@ -159,6 +178,10 @@ class Participant(models.Model):
     released_at = models.DateTimeField(
         null=True, blank=True, help_text="Released as abandoned: no longer counted for quotas and balancing."
     )
+    screened_out_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True, help_text="Withdrew (erasure): trials, ratings and answers deleted; only this row stays."
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -171,6 +194,10 @@ class Participant(models.Model):
 
     @property
     def status(self) -> str:
+        if self.withdrawn_at:
+            return "withdrawn"
+        if self.step == self.Step.SCREENED_OUT:
+            return "screened_out"
         if self.step == self.Step.DONE:
             return "completed"
         if self.released_at:
@@ -258,9 +285,45 @@ class StudyReport(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    stale_since = models.DateTimeField(
+        null=True, blank=True, help_text="A participant withdrew after this report was made: it includes erased data."
+    )
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"report {self.pk} of {self.study.slug} ({self.status})"
+
+
+class AuditEntry(models.Model):
+    """One data operation (who, when, what, how many rows): the record a data-protection officer asks for."""
+
+    class Action(models.TextChoices):
+        EXPORT = "export", "Export"
+        REPORT = "report", "Report requested"
+        WITHDRAWAL = "withdrawal", "Withdrawal (erasure)"
+        RELEASE = "release", "Release"
+        STATUS = "status", "Status change"
+        OUTCOMES = "outcomes", "Recruitment outcomes matched"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_label = models.CharField(max_length=150, help_text="User name, 'command line' or 'automatic'.")
+    action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
+    study_slug = models.CharField(max_length=100, blank=True, help_text="Kept when the study is deleted.")
+    rows = models.PositiveIntegerField(default=0, help_text="Rows exported, erased, released or changed.")
+    detail = models.JSONField(default=dict, blank=True)
+    stale_since = models.DateTimeField(
+        null=True, blank=True, help_text="Exports only: a participant withdrew later, so the file holds erased data."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.study_slug} ({self.rows})"

@@ -95,8 +95,13 @@ def study_readiness_problems(*, study: Study) -> list[str]:
             absent = [c for c in study.conditions if c not in present]
             if absent:
                 problems.append(f"condition(s) not in the stimulus sets: {', '.join(absent)}")
+    if study.screen_out_after and not study.screen_out_code.strip():
+        problems.append("screen-out is on but there is no screen-out code")
     if study.between_factor == Study.BetweenFactor.DIMENSION and len(dimensions) < 2:
         problems.append("a between-subject dimension factor needs at least two dimensions")
+    from study.counts import text_count_problems
+
+    problems += text_count_problems(study=study)
     return problems
 
 
@@ -225,7 +230,7 @@ def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dic
 #
 # A participant page must cost almost nothing (issue: <= 4 ms of server CPU per submission). What changes per request
 # (the participant's step and position, the current and neighbouring trials) is read in one query; what is per study
-# (dimensions, their pre-rendered scales) or frozen per participant (the trial counts) is cached per process. Study
+# (dimensions, their pre-rendered scales) is cached per process (and the frozen trial counts, in study.counts). Study
 # texts and dimensions change only through saves of the study (the admin's inline forms and load_study both save
 # it), which bump `Study.updated_at`: that timestamp is part of every cache key, so a change invalidates explicitly.
 
@@ -251,7 +256,6 @@ class _BoundedCache(dict):
 
 
 _DIMENSIONS = _BoundedCache(256)
-_TRIAL_COUNTS = _BoundedCache(20000)
 _SCALES_HTML = _BoundedCache(1024)
 
 
@@ -265,17 +269,6 @@ def study_dimensions(*, study: Study) -> dict[str, RatingDimension]:
     cached = _DIMENSIONS.get(key)
     if cached is None:
         cached = _DIMENSIONS.put(key, {d.name: d for d in RatingDimension.objects.filter(study_id=study.pk)})
-    return cached
-
-
-def participant_trial_counts(*, participant: Participant) -> dict[str, int]:
-    """Trials per kind of one participant; the list is frozen at consent, so it is cached per process."""
-    key = participant.public_id
-    cached = _TRIAL_COUNTS.get(key)
-    if cached is None:
-        counts = dict.fromkeys(Trial.Kind.values, 0)
-        counts.update(participant.trials.values_list("kind").annotate(n=Count("pk")))
-        cached = _TRIAL_COUNTS.put(key, counts)
     return cached
 
 

@@ -13,6 +13,7 @@ import math
 import random
 import secrets
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,17 @@ from django.utils import timezone
 from config.errors import SetupError
 from study import fastpath, selectors
 from study.assignment import ScaleRange, StimulusRef, plan_trials
-from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, StudyReport, Trial
+from study.models import (
+    AuditEntry,
+    Participant,
+    QuestionnaireResponse,
+    Rating,
+    RatingDimension,
+    Study,
+    StudyReport,
+    Trial,
+)
+from study.operations import audit_record, participant_screen_out_if_due, participants_release_idle
 from study.spec import StudySpec, StudySpecError
 
 ACCEPTING_NEW = {Study.Status.PILOT, Study.Status.LIVE}
@@ -75,7 +86,9 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
     if not pilot:
         if study.status not in ACCEPTING_NEW:
             raise StudyUnavailable(study.status)
-        if study.status == Study.Status.LIVE and selectors.study_is_full(study=study):
+        # Idle participants may be holding the last places: release them now rather than wait for beat.
+        if (study.status == Study.Status.LIVE and selectors.study_is_full(study=study)
+                and (not participants_release_idle(study=study) or selectors.study_is_full(study=study))):
             raise StudyUnavailable("full")
     hashed = {
         key: pseudonym_for(source=key, external_id=value) for key, value in (recruitment or {}).items() if value
@@ -123,6 +136,9 @@ def participant_consent(*, participant: Participant) -> Participant:
         study = current.study
         if not current.is_pilot and study.status not in ACCEPTING_NEW:
             raise StudyUnavailable(study.status)  # closed or paused while the consent page was open
+        if study.time_limit_minutes:
+            # Under the study lock, so the counts below no longer include stimuli held by the idle.
+            participants_release_idle(study=study)
         if not current.is_pilot and study.max_participants is not None and (
             selectors.study_enrolled_count(study=study) >= study.max_participants
         ):
@@ -161,11 +177,12 @@ def participant_consent(*, participant: Participant) -> Participant:
 def participants_release(*, participants: QuerySet[Participant]) -> int:
     """Release abandoned participants (e.g. returned or timed out on Prolific) so their stimuli go to newcomers.
 
-    Completed and declined participants are never released; their data stay in the export, marked 'released'.
+    Completed, screened-out and declined participants are never released; released ones' data stay in the
+    export, marked 'released'.
     """
     with transaction.atomic():
         return participants.filter(released_at=None, consented_at__isnull=False).exclude(
-            step__in=[Participant.Step.DONE, Participant.Step.DECLINED]
+            step__in=[Participant.Step.DONE, Participant.Step.DECLINED, Participant.Step.SCREENED_OUT]
         ).update(released_at=timezone.now())
 
 
@@ -251,15 +268,22 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
                            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt)
         for name, value in values.items()
     ]
-    moved = fastpath.trial_answer_store(participant_id=participant.pk, index=index, next_step=next_step,
-                                        trial_id=trial.pk, ratings=ratings, trial_rt_ms=trial_rt,
-                                        attention_passed=passed, now=now)
-    if not moved:
-        return AnswerOutcome(recorded=False)
-    if passed is False:
-        participant.attention_failures += 1
+    screened_out = False
+    # A failed check may end the study for the participant: the screen-out commits with the answer.
+    with transaction.atomic() if passed is False else nullcontext():
+        moved = fastpath.trial_answer_store(participant_id=participant.pk, index=index, next_step=next_step,
+                                            trial_id=trial.pk, ratings=ratings, trial_rt_ms=trial_rt,
+                                            attention_passed=passed, now=now)
+        if not moved:
+            return AnswerOutcome(recorded=False)
+        if passed is False:
+            participant.attention_failures += 1
+            screened_out = participant_screen_out_if_due(participant=participant,
+                                                         failures=participant.attention_failures)
     participant.position = index + 1
     participant.step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
+    if screened_out:
+        participant.step = Participant.Step.SCREENED_OUT
     return AnswerOutcome(recorded=True)
 
 
@@ -281,8 +305,8 @@ def questionnaire_submit(*, participant: Participant, answers: Mapping[str, obje
     return AnswerOutcome(recorded=True)
 
 
-def study_set_status(*, study: Study, status: str) -> Study:
-    """Change status; going to pilot or live checks readiness first and says what is missing."""
+def study_set_status(*, study: Study, status: str, actor=None, actor_label: str = "") -> Study:
+    """Change status; going to pilot or live checks readiness first and says what is missing. Audited."""
     if status not in Study.Status.values:
         raise SetupError(f"unknown status {status!r}; use one of {', '.join(Study.Status.values)}")
     if status in ACCEPTING_NEW:
@@ -292,8 +316,12 @@ def study_set_status(*, study: Study, status: str) -> Study:
     updates = {"status": status}
     if status == Study.Status.LIVE and study.published_at is None:
         updates["published_at"] = timezone.now()
+    before = study.status
     Study.objects.filter(pk=study.pk).update(**updates)
     study.refresh_from_db()
+    if before != status:
+        audit_record(action=AuditEntry.Action.STATUS, study=study, actor=actor, actor_label=actor_label, rows=1,
+                     detail={"from": before, "to": status})
     return study
 
 
@@ -392,6 +420,10 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.completion_code = spec.completion_code
         study.completion_url_template = spec.completion_url
         study.no_consent_url = spec.no_consent_url
+        study.time_limit_minutes = spec.time_limit_minutes
+        study.screen_out_after = spec.screen_out_after
+        study.screen_out_code = spec.screen_out_code
+        study.screen_out_url_template = spec.screen_out_url
         study.languages = spec.languages
         study.source = spec.raw
         study.save()
@@ -415,8 +447,9 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
     return study, created
 
 
-def study_report_request(*, study: Study, options: Mapping[str, object] | None = None) -> StudyReport:
-    """Queue the analysis report of a study (runs in-process when no broker is configured).
+def study_report_request(*, study: Study, options: Mapping[str, object] | None = None, actor=None,
+                         actor_label: str = "") -> StudyReport:
+    """Queue the analysis report of a study (on a worker thread of this process when no broker is configured).
 
     `options` go to `analysis.build_report`; the default comes from settings.STUDY_REPORT_OPTIONS (if set).
     """
@@ -427,10 +460,15 @@ def study_report_request(*, study: Study, options: Mapping[str, object] | None =
     if options is None:
         options = getattr(settings, "STUDY_REPORT_OPTIONS", {})
     report = StudyReport.objects.create(study=study, options={"title": study.title, **dict(options)})
+    audit_record(action=AuditEntry.Action.REPORT, study=study, actor=actor, actor_label=actor_label,
+                 rows=selectors.study_summary(study=study)["ratings"], detail={"report": report.pk})
     transaction.on_commit(lambda: _dispatch_report(report.pk, study_report_build))
     return report
 
 
 def _dispatch_report(report_id: int, task) -> None:
-    result = task.delay(report_id)
-    StudyReport.objects.filter(pk=report_id).update(celery_task_id=result.id or "")
+    # Never inside the request: Celery when configured, else the process-local worker thread.
+    from config.background import task_submit
+
+    task_id = task_submit(task, report_id)
+    StudyReport.objects.filter(pk=report_id).update(celery_task_id=task_id)

@@ -17,6 +17,7 @@ TOP_KEYS = {
     "slug", "title", "status", "consent", "instructions", "debrief", "stimulus_sets", "conditions", "dimensions",
     "layout", "between_subject", "trials_per_participant", "practice_trials", "attention_checks", "max_run_length",
     "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
+    "time_limit_minutes", "screen_out_after", "screen_out_code", "screen_out_url",
 }
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
@@ -60,6 +61,10 @@ class StudySpec:
     completion_code: str = ""
     completion_url: str = ""
     no_consent_url: str = ""
+    time_limit_minutes: int | None = None
+    screen_out_after: int | None = None
+    screen_out_code: str = ""
+    screen_out_url: str = ""
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +109,18 @@ def _names(data: dict, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise _fail(key, "must be a list of names")
     return list(value)
+
+
+def _languages(data: dict) -> list[str]:
+    """Languages the participant pages may use: ones the site has a translation for (settings.LANGUAGES)."""
+    from django.conf import settings
+
+    available = [code for code, _name in settings.LANGUAGES]
+    languages = _names(data, "languages") or [settings.LANGUAGE_CODE]
+    for i, code in enumerate(languages):
+        if code not in available:
+            raise _fail(f"languages[{i}]", f"{code!r} is not available (available: {', '.join(available)})")
+    return languages
 
 
 def _choice(data: dict, key: str, choices: list[str], default: str, where: str = "") -> str:
@@ -173,6 +190,9 @@ def study_spec_parse(data: object) -> StudySpec:
     no_consent_url = _text(data, "no_consent_url")
     if no_consent_url and not no_consent_url.startswith(("https://", "http://")):
         raise _fail("no_consent_url", "must be an http(s) URL")
+    screen_out_url = _text(data, "screen_out_url")
+    if screen_out_url and not screen_out_url.startswith(("https://", "http://")):
+        raise _fail("screen_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
     bots = data.get("bots") or {}
     if not isinstance(bots, dict):
         raise _fail("bots", "must be a mapping (see docs/study.md)")
@@ -196,7 +216,11 @@ def study_spec_parse(data: object) -> StudySpec:
         completion_code=_text(data, "completion_code"),
         completion_url=completion_url,
         no_consent_url=no_consent_url,
-        languages=_names(data, "languages") or ["en"],
+        time_limit_minutes=_integer(data, "time_limit_minutes", minimum=1, default=None),
+        screen_out_after=_integer(data, "screen_out_after", minimum=1, maximum=50, default=None),
+        screen_out_code=_text(data, "screen_out_code"),
+        screen_out_url=screen_out_url,
+        languages=_languages(data),
         bots=bots,
         raw=data,
     )

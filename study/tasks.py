@@ -39,3 +39,11 @@ def study_report_build(report_id: int) -> str:
         status=StudyReport.Status.DONE, folder=str(folder), files=files, finished_at=timezone.now(), error=""
     )
     return "done"
+
+
+@shared_task(name="study.release_idle_participants")
+def study_release_idle_participants() -> dict[str, int]:
+    """Periodic (Celery beat): release participants idle past their study's time limit. Assignment does it too."""
+    from study.operations import studies_release_idle
+
+    return studies_release_idle()

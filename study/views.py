@@ -12,21 +12,26 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from study import selectors, services
+from study.counts import participant_counts
 from study.forms import QuestionnaireForm
+from study.languages import in_study_language
 from study.models import Participant, RatingDimension, Study, Trial
 
 RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 UNAVAILABLE_MESSAGES = {
-    "full": "Thank you for your interest. This study has reached the number of participants it needs.",
-    "closed": "Thank you for your interest. This study is closed.",
-    "paused": "This study is paused at the moment. Please try again later.",
-    "draft": "This study is not open yet.",
-    "not_ready": "This study is not open yet.",
-    "released": "This session has expired, so no further answers can be recorded. Thank you for your time.",
+    "full": gettext_lazy("Thank you for your interest. This study has reached the number of participants it needs."),
+    "closed": gettext_lazy("Thank you for your interest. This study is closed."),
+    "paused": gettext_lazy("This study is paused at the moment. Please try again later."),
+    "draft": gettext_lazy("This study is not open yet."),
+    "not_ready": gettext_lazy("This study is not open yet."),
+    "released": gettext_lazy("This session has expired, so no further answers can be recorded. Thank you for your "
+                             "time."),
 }
 
 
@@ -34,6 +39,7 @@ class SeeOther(HttpResponseRedirect):
     status_code = 303
 
 
+KEPT_NOTE = "?kept=1"  # the redirect after a stale trial answer: the page says the earlier answer stays
 COOKIE_SALT = "study.participant"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 
@@ -80,11 +86,12 @@ def _recruitment(request: HttpRequest) -> tuple[str, str, dict[str, str]] | None
 
 @never_cache
 @require_GET
+@in_study_language
 def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
     """The recruitment link: /s/<slug>/?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=... (or ?pid=...)."""
     study = Study.objects.filter(slug=slug).first()
     if study is None:
-        return _error(request, 404, "There is no study at this address. Please check the link you were given.")
+        return _error(request, 404, _("There is no study at this address. Please check the link you were given."))
     recruitment = _recruitment(request)
     if recruitment is None:
         bound = _bound_participant_id(request, slug)
@@ -94,7 +101,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         recruitment = ("anonymous", get_random_string(24), {})
     source, external_id, extra = recruitment
     if not RECRUITMENT_ID.match(external_id) or any(not RECRUITMENT_ID.match(v) for v in extra.values()):
-        return _error(request, 400, "The link you followed is malformed. Please use the link you were given.")
+        return _error(request, 400, _("The link you followed is malformed. Please use the link you were given."))
     try:
         participant = services.participant_enter(
             study=study, source=source, external_id=external_id, recruitment=extra,
@@ -107,11 +114,12 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
 
 @never_cache
 @require_GET
+@in_study_language
 def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     """Pilot link from the admin: a fresh, flagged participant through the full flow, outside every quota."""
     study = Study.objects.filter(slug=slug).first()
     if study is None or not constant_time_compare(token, study.pilot_token):
-        return _error(request, 404, "This preview link is not valid.")
+        return _error(request, 404, _("This preview link is not valid."))
     if selectors.study_readiness_problems(study=study):
         return _unavailable(request, study, "not_ready")
     participant = services.participant_enter(study=study, source="pilot", external_id=get_random_string(24),
@@ -121,12 +129,13 @@ def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@in_study_language
 def participant_page(request: HttpRequest, slug: str, participant_id: str) -> HttpResponse:
     participant = selectors.participant_page_state(slug=slug, public_id=participant_id)
     if participant is None:
-        return _error(request, 404, "This page does not exist. Please use the link you were given.")
+        return _error(request, 404, _("This page does not exist. Please use the link you were given."))
     if not constant_time_compare(_bound_participant_id(request, slug), participant.public_id):
-        return _error(request, 403, "This page belongs to another session. Please use the link you were given.")
+        return _error(request, 403, _("This page belongs to another session. Please use the link you were given."))
     if participant.released_at is not None and participant.step != Participant.Step.DONE:
         return _unavailable(request, participant.study, "released")
     if request.method == "POST":
@@ -137,10 +146,11 @@ def participant_page(request: HttpRequest, slug: str, participant_id: str) -> Ht
 def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse:
     step = request.POST.get("step", "")
     if step not in Participant.Step.values:
-        return _error(request, 400, "This request was not understood.")
+        return _error(request, 400, _("This request was not understood."))
     if step != participant.step:
-        # A stale form (back button, second tab, double click): the server's state wins.
-        return SeeOther(_page_url(participant))
+        # A stale form (back button, second tab, double click): the server's state wins, and an answer the
+        # participant may think they changed gets a short note saying it was kept.
+        return SeeOther(_page_url(participant) + (KEPT_NOTE if step == Participant.Step.TRIALS else ""))
     try:
         if step == Participant.Step.CONSENT:
             choice = request.POST.get("choice")
@@ -149,15 +159,17 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
             elif choice == "decline":
                 services.participant_decline(participant=participant)
             else:
-                return _error(request, 400, "Please choose whether you consent.")
+                return _error(request, 400, _("Please choose whether you consent."))
         elif step == Participant.Step.INSTRUCTIONS:
             services.participant_start_trials(participant=participant)
         elif step == Participant.Step.TRIALS:
             names = {k for k in request.POST if k not in {"csrfmiddlewaretoken", "step", "trial", "rt_ms"}}
             answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
             rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
-            services.trial_answer(participant=participant, index=request.POST.get("trial"), answers=answers,
-                                  rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+            outcome = services.trial_answer(participant=participant, index=request.POST.get("trial"),
+                                            answers=answers, rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+            if not outcome.recorded:
+                return SeeOther(_page_url(participant) + KEPT_NOTE)
         elif step == Participant.Step.QUESTIONNAIRE:
             form = QuestionnaireForm(request.POST)
             if not form.is_valid():
@@ -166,7 +178,8 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
         else:
             return SeeOther(_page_url(participant))
     except services.BadSubmission as exc:
-        return _error(request, 400, f"This answer could not be accepted ({exc}). Please go back to the study.")
+        return _error(request, 400, _("This answer could not be accepted (%(reason)s). Please go back to the study.")
+                      % {"reason": exc})
     except services.StudyUnavailable as exc:
         return _unavailable(request, participant.study, exc.reason)
     return SeeOther(_page_url(participant))
@@ -176,7 +189,8 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
                  status: int = 200) -> HttpResponse:
     study = participant.study
     context = {"study": study, "participant": participant, "step": participant.step,
-               "action": _page_url(participant)}
+               "action": _page_url(participant), "answer_kept": request.GET.get("kept") == "1",
+               "counts": participant_counts(participant=participant)}
     step = participant.step
     if step == Participant.Step.CONSENT:
         return render(request, "study/consent.html", context, status=status)
@@ -192,6 +206,9 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
     if step == Participant.Step.QUESTIONNAIRE:
         context["form"] = form or QuestionnaireForm()
         return render(request, "study/questionnaire.html", context, status=status)
+    if step == Participant.Step.SCREENED_OUT:
+        context["screen_out_url"] = study.screen_out_url
+        return render(request, "study/screened_out.html", context, status=status)
     context["completion_url"] = study.completion_url
     return render(request, "study/done.html", context, status=status)
 
@@ -206,8 +223,8 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
     study = participant.study
     dimensions = selectors.study_dimensions(study=study)
     names = tuple(name for name in current.dimensions if name in dimensions)
-    counts = selectors.participant_trial_counts(participant=participant)
-    n_practice = counts[Trial.Kind.PRACTICE]
+    counts = context["counts"]
+    n_practice = counts.practice
     is_practice = current.kind == Trial.Kind.PRACTICE
     context.update({
         "trial": current,
@@ -218,7 +235,7 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
         "is_practice": is_practice,
         "is_attention": current.kind == Trial.Kind.ATTENTION,
         "number": current.index + 1 if is_practice else current.index + 1 - n_practice,
-        "total": n_practice if is_practice else counts[Trial.Kind.RATING] + counts[Trial.Kind.ATTENTION],
+        "total": n_practice if is_practice else counts.main,
         "practice_over": bool(previous and previous.kind == Trial.Kind.PRACTICE and not is_practice),
         "new_block": bool(previous and not is_practice and previous.kind != Trial.Kind.PRACTICE
                           and previous.block != current.block),
@@ -229,5 +246,5 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """For settings.CSRF_FAILURE_VIEW: a calm 403 page (usually cookies blocked or a very old tab)."""
-    return _error(request, 403, "Your browser sent an expired or incomplete form. Please reload the page and "
-                                "make sure cookies are allowed for this site.")
+    return _error(request, 403, _("Your browser sent an expired or incomplete form. Please reload the page and "
+                                "make sure cookies are allowed for this site."))

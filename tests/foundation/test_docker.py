@@ -25,7 +25,7 @@ def entrypoint_roles() -> set[str]:
 
 
 def test_compose_names_every_service(compose: dict) -> None:
-    assert set(compose["services"]) == {"db", "redis", "web", "worker", "gpu-worker"}
+    assert set(compose["services"]) == {"db", "redis", "web", "worker", "gpu-worker", "beat"}
     assert compose["services"]["db"]["image"] == "postgres:16"
     assert compose["services"]["redis"]["image"].startswith("redis:")
 
@@ -37,8 +37,8 @@ def test_every_service_has_a_healthcheck(compose: dict) -> None:
 
 def test_app_services_use_known_entrypoint_roles(compose: dict) -> None:
     roles = entrypoint_roles()
-    assert {"web", "worker", "gpu-worker"} <= roles
-    for name in ("web", "worker", "gpu-worker"):
+    assert {"web", "worker", "gpu-worker", "beat"} <= roles
+    for name in ("web", "worker", "gpu-worker", "beat"):
         service = compose["services"][name]
         assert service["command"][0] in roles
         assert "DATABASE_URL" in service["environment"]

@@ -45,7 +45,7 @@ def test_recipe_round_trips_and_hashes_stably(tiny_adapter) -> None:
     recipe = base_recipe(tiny_adapter, perturbation=multiplicative(0.5), draw=2)
     again = Recipe.from_json(recipe.to_json())
     assert again == recipe and again.recipe_id == recipe.recipe_id
-    assert json.loads(recipe.to_json())["code_version"] == "1"
+    assert json.loads(recipe.to_json())["code_version"] == "2"
     assert replace(recipe, draw=3).recipe_id != recipe.recipe_id
 
 

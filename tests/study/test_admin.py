@@ -99,18 +99,39 @@ def eager_celery(settings):
     app.conf.task_always_eager = previous
 
 
-def test_generate_report_action_runs_the_analysis_task(admin_client_, study, eager_celery,
-                                                       django_capture_on_commit_callbacks):
+@pytest.mark.django_db(transaction=True)
+def test_generate_report_action_runs_the_analysis_task(admin_client_, study, eager_celery):
+    from config.background import wait_idle
+
     run_bots(study, 4)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(reverse("admin:study_study_changelist"),
-                                      {"action": "generate_report", "_selected_action": [study.pk]}, follow=True)
+    response = admin_client_.post(reverse("admin:study_study_changelist"),
+                                  {"action": "generate_report", "_selected_action": [study.pk]}, follow=True)
     assert response.status_code == 200
     report = StudyReport.objects.get(study=study)
+    # Without a broker the task runs on the web process's worker thread, never inside the request.
+    assert report.celery_task_id.startswith("thread-")
+    assert wait_idle(timeout=300)
+    report.refresh_from_db()
     _check_report(report)
     page = admin_client_.get(reverse("admin:study_studyreport_change", args=[report.pk])).content.decode()
     if report.status == StudyReport.Status.DONE:
-        assert f"reports/{study.slug}-{report.pk}/report.html" in page
+        assert 'data-report-state="done"' in page
+        links = [line for line in page.splitlines() if f"reports/{study.slug}-{report.pk}/" in line]
+        assert links and "report.html" in links[0].split("</li>")[0]  # report.html is listed first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_report_shows_failed_and_its_error(admin_client_, study, eager_celery, settings):
+    from config.background import wait_idle
+
+    settings.STUDY_REPORT_OPTIONS = {"no_such_option": 1}
+    admin_client_.post(reverse("admin:study_study_changelist"),
+                       {"action": "generate_report", "_selected_action": [study.pk]})
+    assert wait_idle(timeout=120)
+    report = StudyReport.objects.get(study=study)
+    assert report.status == StudyReport.Status.FAILED and report.error
+    page = admin_client_.get(reverse("admin:study_studyreport_change", args=[report.pk])).content.decode()
+    assert 'data-report-state="failed"' in page and report.error.splitlines()[0][:40] in page
 
 
 @pytest.mark.broker

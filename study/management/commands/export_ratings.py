@@ -7,8 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from config.errors import SetupError
-from study import services
-from study.models import Study
+from study import operations, services
+from study.models import AuditEntry, Study
 
 
 class Command(BaseCommand):
@@ -25,4 +25,6 @@ class Command(BaseCommand):
             raise SetupError(f"no study {slug!r}")
         out = out or Path(f"{slug}-ratings.csv")
         rows = services.ratings_export(study=study, path=out, include_pilot=include_pilot)
+        operations.audit_record(action=AuditEntry.Action.EXPORT, study=study, actor_label=operations.COMMAND_LINE,
+                                rows=rows, detail={"file": out.name, "include_pilot": include_pilot})
         self.stdout.write(f"wrote {rows} ratings to {out}")

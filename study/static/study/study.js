@@ -24,7 +24,7 @@
   img.addEventListener("error", function () {
     // Never collect a rating of an image nobody saw: block the answer and ask for a reload.
     imageFailed = true;
-    message.textContent = "The image could not be loaded. Please reload the page.";
+    message.textContent = form.dataset.msgImageFailed;
     button.disabled = true;
   });
 
@@ -65,9 +65,12 @@
         event.preventDefault();
         radio.checked = true;
         record(fs);
+        // Focus follows the answer: the next unanswered question's first visible control, else the Next button
+        // (never a hidden input, which would swallow the next key press).
         var next = null;
         for (var i = 0; i < fieldsets.length; i++) { if (!answered[name(fieldsets[i])]) { next = fieldsets[i]; break; } }
-        (next ? next.querySelector("input") : radio).focus();
+        var target = next ? next.querySelector("input[type=radio], input[type=range]") : button;
+        (target && !target.disabled ? target : radio).focus();
       }
       return;
     }
@@ -88,14 +91,14 @@
       if (slider && document.activeElement === slider && !answered[name(fs)]) { record(fs); }
       if (imageFailed) { return; }
       if (allAnswered()) { form.requestSubmit ? form.requestSubmit() : form.submit(); }
-      else { message.textContent = "Please answer every question before continuing."; }
+      else { message.textContent = form.dataset.msgUnanswered; }
     }
   });
 
   form.addEventListener("submit", function (event) {
     if (submitting || imageFailed || !allAnswered()) {
       event.preventDefault();
-      if (!submitting && !imageFailed) { message.textContent = "Please answer every question before continuing."; }
+      if (!submitting && !imageFailed) { message.textContent = form.dataset.msgUnanswered; }
       return;
     }
     submitting = true;
