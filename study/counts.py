@@ -29,7 +29,9 @@ class ScreenCounts:
 def planned_counts(*, study: Study) -> ScreenCounts:
     """What a new participant will see, from the design (matches plan_trials: one block per dimension in
     `blocks` layout, unless each participant rates one dimension)."""
-    n_dimensions = study.dimensions.count()
+    from study.selectors import study_dimensions  # cached per process; selectors imports this module
+
+    n_dimensions = len(study_dimensions(study=study))
     blocks = (
         n_dimensions
         if study.layout == Study.Layout.BLOCKS and n_dimensions > 1 and study.between_factor == Study.BetweenFactor.NONE
@@ -40,13 +42,25 @@ def planned_counts(*, study: Study) -> ScreenCounts:
     )
 
 
+_FROZEN: dict[str, ScreenCounts] = {}
+
+
 def participant_counts(*, participant: Participant) -> ScreenCounts:
-    """What this participant's frozen list holds (the design may not change after consent, so both agree)."""
+    """What this participant's frozen list holds (the design may not change after consent, so both agree).
+
+    A frozen list never changes, so its counts are cached per process (keyed by the participant's random token).
+    """
     if not participant.trial_count:
         return planned_counts(study=participant.study)
-    by_kind = dict(participant.trials.values_list("kind").annotate(n=Count("pk")))
-    practice = by_kind.get(Trial.Kind.PRACTICE, 0)
-    return ScreenCounts(practice=practice, main=sum(by_kind.values()) - practice)
+    cached = _FROZEN.get(participant.public_id)
+    if cached is None:
+        by_kind = dict(participant.trials.values_list("kind").annotate(n=Count("pk")))
+        practice = by_kind.get(Trial.Kind.PRACTICE, 0)
+        cached = ScreenCounts(practice=practice, main=sum(by_kind.values()) - practice)
+        if len(_FROZEN) > 20000:
+            _FROZEN.clear()
+        _FROZEN[participant.public_id] = cached
+    return cached
 
 
 def fill_counts(text: str, counts: ScreenCounts) -> str:

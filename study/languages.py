@@ -46,6 +46,26 @@ def participant_language(*, request: HttpRequest, study: Study) -> str:
     return allowed[0]
 
 
+_LANGUAGE_CACHE: dict[str, tuple[float, Study | None]] = {}
+LANGUAGE_CACHE_SECONDS = 30.0
+
+
+def _study_for_language(slug: str) -> Study | None:
+    """The study's slug and languages, cached per process for a few seconds: every participant request needs
+    them before the view runs, and a language change may take that long to reach every worker process."""
+    import time
+
+    now = time.monotonic()
+    hit = _LANGUAGE_CACHE.get(slug)
+    if hit is not None and now - hit[0] < LANGUAGE_CACHE_SECONDS:
+        return hit[1]
+    if len(_LANGUAGE_CACHE) > 1000:
+        _LANGUAGE_CACHE.clear()
+    study = Study.objects.filter(slug=slug).only("slug", "languages").first()
+    _LANGUAGE_CACHE[slug] = (now, study)
+    return study
+
+
 def in_study_language(view):
     """Render a participant view in the study's language for this participant (see participant_language)."""
     from functools import wraps
@@ -54,7 +74,7 @@ def in_study_language(view):
 
     @wraps(view)
     def wrapper(request: HttpRequest, slug: str, *args, **kwargs):
-        study = Study.objects.filter(slug=slug).only("slug", "languages").first()
+        study = _study_for_language(slug)
         language = settings.LANGUAGE_CODE if study is None else participant_language(request=request, study=study)
         with translation.override(language):
             request.LANGUAGE_CODE = language

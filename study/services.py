@@ -13,17 +13,17 @@ import math
 import random
 import secrets
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from config.errors import SetupError
-from study import selectors
+from study import fastpath, selectors
 from study.assignment import ScaleRange, StimulusRef, plan_trials
 from study.models import (
     AuditEntry,
@@ -193,8 +193,7 @@ def participant_start_trials(*, participant: Participant) -> Participant:
 
 def trial_mark_shown(*, trial: Trial) -> None:
     """Server-side shown timestamp: the first time the trial was served; reloads are counted, not re-stamped."""
-    Trial.objects.filter(pk=trial.pk).update(shown_at=Coalesce("shown_at", Value(timezone.now())),
-                                             shown_count=F("shown_count") + 1)
+    fastpath.trial_mark_shown(trial_id=trial.pk, now=timezone.now())
 
 
 def parse_rt(value: object) -> int | None:
@@ -243,11 +242,14 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
         return AnswerOutcome(recorded=False)
     if index > participant.position:
         raise BadSubmission("not the current trial")
-    trial = Trial.objects.filter(participant=participant, index=index).first()
+    # The page view has already read the current trial together with the participant (one query).
+    trial = getattr(participant, "current_trial", None)
+    if trial is None or trial.index != index:
+        trial = Trial.objects.filter(participant=participant, index=index).first()
     if trial is None:
         raise BadSubmission("no such trial")
-    dimensions = {d.name: d for d in RatingDimension.objects.filter(study_id=participant.study_id,
-                                                                     name__in=trial.dimensions)}
+    known = selectors.study_dimensions(study=participant.study)
+    dimensions = {name: known[name] for name in trial.dimensions if name in known}
     if len(dimensions) != len(trial.dimensions):
         raise BadSubmission("a rating dimension of this trial was removed from the study")
     values = {name: _parse_value(answers.get(name), dimensions[name]) for name in trial.dimensions}
@@ -255,30 +257,29 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     trial_rt = parse_rt(rt_ms)
     now = timezone.now()
     last = index + 1 >= participant.trial_count
+    passed = None
+    if trial.kind == Trial.Kind.ATTENTION:
+        given = values[trial.dimensions[0]]
+        tolerance = 5 if dimensions[trial.dimensions[0]].kind == RatingDimension.Kind.SLIDER else 0
+        passed = abs(given - trial.expected_value) <= tolerance
+    next_step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
+    ratings = [
+        fastpath.RatingRow(dimension_id=dimensions[name].pk, value=value,
+                           rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt)
+        for name, value in values.items()
+    ]
     screened_out = False
-    with transaction.atomic():
-        # Compare-and-set on (step, position): of two racing submissions of this trial exactly one moves on.
-        moved = Participant.objects.filter(pk=participant.pk, step=Participant.Step.TRIALS, position=index,
-                                           released_at=None).update(
-            position=index + 1, step=Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS,
-        )
+    # A failed check may end the study for the participant: the screen-out commits with the answer.
+    with transaction.atomic() if passed is False else nullcontext():
+        moved = fastpath.trial_answer_store(participant_id=participant.pk, index=index, next_step=next_step,
+                                            trial_id=trial.pk, ratings=ratings, trial_rt_ms=trial_rt,
+                                            attention_passed=passed, now=now)
         if not moved:
             return AnswerOutcome(recorded=False)
-        for name, value in values.items():
-            response_record(trial=trial, dimension=dimensions[name], value=value,
-                            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt)
-        passed = None
-        if trial.kind == Trial.Kind.ATTENTION:
-            given = values[trial.dimensions[0]]
-            tolerance = 5 if dimensions[trial.dimensions[0]].kind == RatingDimension.Kind.SLIDER else 0
-            passed = abs(given - trial.expected_value) <= tolerance
-            if not passed:
-                Participant.objects.filter(pk=participant.pk).update(attention_failures=F("attention_failures") + 1)
-                participant.attention_failures += 1
-                screened_out = participant_screen_out_if_due(participant=participant,
-                                                             failures=participant.attention_failures)
-        Trial.objects.filter(pk=trial.pk).update(answered_at=now, rt_ms=trial_rt, attention_passed=passed,
-                                                  shown_at=trial.shown_at or now)
+        if passed is False:
+            participant.attention_failures += 1
+            screened_out = participant_screen_out_if_due(participant=participant,
+                                                         failures=participant.attention_failures)
     participant.position = index + 1
     participant.step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
     if screened_out:

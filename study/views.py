@@ -131,8 +131,7 @@ def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @in_study_language
 def participant_page(request: HttpRequest, slug: str, participant_id: str) -> HttpResponse:
-    participant = Participant.objects.select_related("study").filter(public_id=participant_id,
-                                                                     study__slug=slug).first()
+    participant = selectors.participant_page_state(slug=slug, public_id=participant_id)
     if participant is None:
         return _error(request, 404, _("This page does not exist. Please use the link you were given."))
     if not constant_time_compare(_bound_participant_id(request, slug), participant.public_id):
@@ -198,7 +197,7 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
     if step == Participant.Step.DECLINED:
         return render(request, "study/declined.html", context, status=status)
     if step == Participant.Step.INSTRUCTIONS:
-        context["dimensions"] = list(study.dimensions.all())
+        context["dimensions"] = list(selectors.study_dimensions(study=study).values())
         if participant.group:
             context["dimensions"] = [d for d in context["dimensions"] if d.name == participant.group]
         return render(request, "study/instructions.html", context, status=status)
@@ -215,12 +214,15 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
 
 
 def _render_trial(request: HttpRequest, participant: Participant, context: dict) -> HttpResponse:
-    position = participant.position
-    nearby = {t.index: t for t in participant.trials.select_related("stimulus").filter(
-        index__in=[position - 1, position, position + 1])}
-    current, previous, upcoming = nearby[position], nearby.get(position - 1), nearby.get(position + 1)
+    current = getattr(participant, "current_trial", None)
+    if current is None:  # a trial list shorter than the position: nothing to show, so show the next step
+        return SeeOther(_page_url(participant))
+    previous = getattr(participant, "previous_trial", None)
+    upcoming = getattr(participant, "next_trial", None)
     services.trial_mark_shown(trial=current)
-    dimensions = {d.name: d for d in participant.study.dimensions.all()}
+    study = participant.study
+    dimensions = selectors.study_dimensions(study=study)
+    names = tuple(name for name in current.dimensions if name in dimensions)
     counts = context["counts"]
     n_practice = counts.practice
     is_practice = current.kind == Trial.Kind.PRACTICE
@@ -228,7 +230,8 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
         "trial": current,
         "image_url": current.stimulus.image.url,
         "next_image_url": upcoming.stimulus.image.url if upcoming else "",
-        "dimensions": [dimensions[name] for name in current.dimensions if name in dimensions],
+        "first_dimension": dimensions[names[0]] if names else None,
+        "scales": selectors.scales_html(study=study, names=names),
         "is_practice": is_practice,
         "is_attention": current.kind == Trial.Kind.ATTENTION,
         "number": current.index + 1 if is_practice else current.index + 1 - n_practice,

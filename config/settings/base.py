@@ -89,8 +89,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"]["NAME"] = str(VAR_DIR / "test_db.sqlite3")
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
+    # A health check is a `SELECT 1` round trip before every request. Without it, a connection that the database
+    # dropped (restart, failover) fails one request with the calm 503 page, and Django then discards it
+    # (close_if_unusable_or_obsolete); participants' answers are never acknowledged before they are committed.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+    # Server-side binding plus a prepare threshold let psycopg prepare the statements a worker repeats (the
+    # participant pages run the same few again and again), so PostgreSQL parses and plans each once per
+    # connection. Set DB_PREPARED_STATEMENTS=false behind a PgBouncer older than 1.21 in transaction mode.
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,224 @@
+"""The participant hot path as precompiled SQL: read a participant's whole page state in one statement.
+
+A profile of the participant pages showed most of the server's CPU going to the ORM *compiling* queries (expression
+hashing, select_related walks), not to PostgreSQL running them. The statements here are built once per process
+from the models' metadata, so a field another change adds is picked up without editing SQL, and every value passes
+through the same database converters the ORM applies; only the per-request compilation is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from django.db import connection
+from django.db.models.expressions import Col
+
+from generation.models import Stimulus
+from study.models import Participant, Rating, Study, Trial
+
+# Columns never needed to serve a page: kept out so their JSON is not decoded on every request.
+_SKIPPED = {
+    Study: {"source"},
+    Stimulus: {"recipe", "descriptors", "labels", "provenance"},
+    Participant: {"user_agent", "recruitment"},
+}
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One model's columns in the joined row: field names, their SQL, and per-column converters."""
+
+    model: type
+    alias: str
+    names: tuple[str, ...]
+    columns: tuple[str, ...]
+    converters: tuple[tuple, ...]
+
+    def build(self, row: tuple, start: int):
+        values = list(row[start : start + len(self.names)])
+        if values[0] is None:  # the LEFT JOIN found nothing (first/last trial, or not at the trials step)
+            return None
+        for i, convs in enumerate(self.converters):
+            for convert, expression in convs:
+                values[i] = convert(values[i], expression, connection)
+        return self.model.from_db(connection.alias, list(self.names), values)
+
+
+def _part(model: type, alias: str) -> _Part:
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if f.name not in _SKIPPED.get(model, set())]
+    # The primary key first: its NULL marks a missing LEFT JOIN row.
+    fields.sort(key=lambda f: not f.primary_key)
+    converters = []
+    for f in fields:
+        col = Col(alias, f)
+        backend = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+        converters.append(tuple((c, col) for c in backend))
+    return _Part(
+        model,
+        alias,
+        tuple(f.attname for f in fields),
+        tuple(f"{alias}.{quote(f.column)}" for f in fields),
+        tuple(converters),
+    )
+
+
+@cache
+def _state_statement() -> tuple[str, tuple[_Part, ...]]:
+    quote = connection.ops.quote_name
+    parts = (
+        _part(Participant, "p"),
+        _part(Study, "s"),
+        _part(Trial, "cur"),
+        _part(Stimulus, "cur_s"),
+        _part(Trial, "nxt"),
+        _part(Stimulus, "nxt_s"),
+        _part(Trial, "prv"),
+    )
+    trial, stimulus = quote(Trial._meta.db_table), quote(Stimulus._meta.db_table)
+    participant_fk, index = quote(Trial._meta.get_field("participant").column), quote("index")
+    stimulus_fk = quote(Trial._meta.get_field("stimulus").column)
+    study_fk = quote(Participant._meta.get_field("study").column)
+
+    def trial_join(alias: str, offset: str) -> str:
+        return (
+            f"LEFT JOIN {trial} {alias} ON {alias}.{participant_fk} = p.{quote('id')} "
+            f"AND {alias}.{index} = p.{quote('position')}{offset}"
+        )
+
+    sql = (
+        f"SELECT {', '.join(c for part in parts for c in part.columns)} "
+        f"FROM {quote(Participant._meta.db_table)} p "
+        f"JOIN {quote(Study._meta.db_table)} s ON s.{quote('id')} = p.{study_fk} "
+        f"{trial_join('cur', '')} LEFT JOIN {stimulus} cur_s ON cur_s.{quote('id')} = cur.{stimulus_fk} "
+        f"{trial_join('nxt', ' + 1')} LEFT JOIN {stimulus} nxt_s ON nxt_s.{quote('id')} = nxt.{stimulus_fk} "
+        f"{trial_join('prv', ' - 1')} "
+        f"WHERE p.{quote('public_id')} = %s AND s.{quote('slug')} = %s"
+    )
+    return sql, parts
+
+
+def participant_page_state(*, slug: str, public_id: str) -> Participant | None:
+    """The participant with its study and its previous, current and next trial (with stimuli), in one statement.
+
+    The trials are attributes `current_trial`, `next_trial` and `previous_trial` (None where there is none).
+    """
+    sql, parts = _state_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [public_id, slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    objects, start = [], 0
+    for part in parts:
+        objects.append(part.build(row, start))
+        start += len(part.names)
+    participant, study, current, current_stimulus, upcoming, upcoming_stimulus, previous = objects
+    participant.study = study
+    for trial, trial_stimulus in ((current, current_stimulus), (upcoming, upcoming_stimulus), (previous, None)):
+        if trial is not None:
+            trial.participant = participant
+            if trial_stimulus is not None:
+                trial.stimulus = trial_stimulus
+    participant.current_trial, participant.next_trial, participant.previous_trial = current, upcoming, previous
+    return participant
+
+
+# ---- writes: the trial page's "shown" stamp and the answer of one trial ------------------------------------------
+
+
+def _prep(model: type, name: str, value):
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _q(model: type, name: str | None = None) -> str:
+    quote = connection.ops.quote_name
+    return quote(model._meta.db_table) if name is None else quote(model._meta.get_field(name).column)
+
+
+@cache
+def _write_statements() -> dict[str, str]:
+    P, T, R = Participant, Trial, Rating
+    rating_fields = [f for f in R._meta.concrete_fields if not f.primary_key]
+    return {
+        "shown": (
+            f"UPDATE {_q(T)} SET {_q(T, 'shown_at')} = COALESCE({_q(T, 'shown_at')}, %s), "
+            f"{_q(T, 'shown_count')} = {_q(T, 'shown_count')} + 1 WHERE {_q(T, 'id')} = %s"
+        ),
+        # Compare-and-set on (step, position): of two racing submissions of one trial exactly one moves on.
+        "move": (
+            f"UPDATE {_q(P)} SET {_q(P, 'position')} = %s, {_q(P, 'step')} = %s, "
+            f"{_q(P, 'attention_failures')} = {_q(P, 'attention_failures')} + %s "
+            f"WHERE {_q(P, 'id')} = %s AND {_q(P, 'step')} = %s AND {_q(P, 'position')} = %s "
+            f"AND {_q(P, 'released_at')} IS NULL"
+        ),
+        "answered": (
+            f"UPDATE {_q(T)} SET {_q(T, 'answered_at')} = %s, {_q(T, 'rt_ms')} = %s, "
+            f"{_q(T, 'attention_passed')} = %s, {_q(T, 'shown_at')} = COALESCE({_q(T, 'shown_at')}, %s) "
+            f"WHERE {_q(T, 'id')} = %s"
+        ),
+        "rating_columns": ", ".join(_q(R, f.name) for f in rating_fields),
+        "rating_row": "(" + ", ".join(["%s"] * len(rating_fields)) + ")",
+    }
+
+
+def trial_mark_shown(*, trial_id: int, now) -> None:
+    """Stamp the first time a trial was served and count every serve (reloads), in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_write_statements()["shown"], [_prep(Trial, "shown_at", now), trial_id])
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    dimension_id: int
+    value: float
+    rt_ms: int | None
+
+
+def trial_answer_store(
+    *,
+    participant_id: int,
+    index: int,
+    next_step: str,
+    trial_id: int,
+    ratings: list[RatingRow],
+    trial_rt_ms: int | None,
+    attention_passed: bool | None,
+    now,
+) -> bool:
+    """Move the participant on and store the trial's ratings, atomically; False when another request won the race.
+
+    Three statements in one transaction: the conditional move, one multi-row INSERT of the ratings (the
+    (trial, dimension) unique constraint stays the backstop) and the trial's answer stamp.
+    """
+    from django.db import transaction
+
+    sql = _write_statements()
+    stamp = _prep(Trial, "answered_at", now)
+    failed = 1 if attention_passed is False else 0
+    rating_fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
+    rows = []
+    for r in ratings:
+        given = {
+            "trial": trial_id,
+            "dimension": r.dimension_id,
+            "value": float(r.value),
+            "rt_ms": r.rt_ms,
+            "created_at": now,
+        }
+        rows += [
+            f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection) for f in rating_fields
+        ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql["move"], [index + 1, next_step, failed, participant_id, Participant.Step.TRIALS, index])
+        if cursor.rowcount != 1:
+            return False
+        if ratings:
+            cursor.execute(
+                f"INSERT INTO {_q(Rating)} ({sql['rating_columns']}) VALUES "
+                + ", ".join([sql["rating_row"]] * len(ratings)),
+                rows,
+            )
+        cursor.execute(sql["answered"], [stamp, trial_rt_ms, attention_passed, stamp, trial_id])
+    return True
