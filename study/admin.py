@@ -70,7 +70,7 @@ class StudyAdmin(admin.ModelAdmin):
                                            "trials_per_participant", "practice_trials", "attention_checks",
                                            "max_run_length", "allocation"]}),
         ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
-                                    "no_consent_url", "languages"]}),
+                                    "no_consent_url", "anonymous_entry", "languages"]}),
         ("Record", {"classes": ["collapse"], "fields": ["pilot_token", "published_at", "created_at", "updated_at"]}),
     ]
     actions = [

@@ -74,6 +74,11 @@ class Study(models.Model):
         max_length=500, blank=True, help_text="e.g. https://app.prolific.com/submissions/complete?cc={code}"
     )
     no_consent_url = models.CharField(max_length=500, blank=True, help_text="Where decliners are sent back to.")
+    anonymous_entry = models.BooleanField(
+        default=False,
+        help_text="Let people in without a recruitment id (demos, class tests). Off: a live study's link needs "
+                  "PROLIFIC_PID or pid, so one client cannot fill the quota with anonymous visits.",
+    )
     languages = models.JSONField(default=list, blank=True)
     pilot_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     assignment_serial = models.PositiveBigIntegerField(

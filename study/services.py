@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import random
 import secrets
 from collections.abc import Mapping
@@ -26,9 +25,11 @@ from config.errors import SetupError
 from study import selectors
 from study.assignment import ScaleRange, StimulusRef, plan_trials
 from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, StudyReport, Trial
+from study.parsing import finite_number, whole_number
 from study.spec import StudySpec, StudySpecError
 
 ACCEPTING_NEW = {Study.Status.PILOT, Study.Status.LIVE}
+ANONYMOUS = "anonymous"  # Participant.source of people who arrived without a recruitment id
 MAX_RT_MS = 60 * 60 * 1000
 
 
@@ -67,7 +68,8 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
                       user_agent: str = "", pilot: bool = False) -> Participant:
     """Find or create the participant for a recruitment id; the same id never starts twice.
 
-    A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full.
+    A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full, and
+    a live study takes anonymous newcomers only with `anonymous_entry` on.
     """
     pseudonym = pseudonym_for(source=source, external_id=external_id)
     existing = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
@@ -76,6 +78,9 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
     if not pilot:
         if study.status not in ACCEPTING_NEW:
             raise StudyUnavailable(study.status)
+        if source == ANONYMOUS and study.status == Study.Status.LIVE and not study.anonymous_entry:
+            # Anonymous visits cost nothing to make: a live study admits them only when it says so.
+            raise StudyUnavailable("recruitment_id_required")
         if study.status == Study.Status.LIVE and selectors.study_is_full(study=study):
             raise StudyUnavailable("full")
     hashed = {
@@ -182,12 +187,11 @@ def trial_mark_shown(*, trial: Trial) -> None:
 
 
 def parse_rt(value: object) -> int | None:
-    """Client RTs are advisory: absent or implausible values become missing, never an error."""
-    try:
-        rt = round(float(str(value)))
-    except (TypeError, ValueError):
+    """Client RTs are advisory: absent or implausible values (inf, NaN, 1e400, 5,000 digits) become missing."""
+    number = finite_number(value)
+    if number is None or not 0 <= number <= MAX_RT_MS:
         return None
-    return rt if 0 <= rt <= MAX_RT_MS else None
+    return round(number)
 
 
 def response_record(*, trial: Trial, dimension: RatingDimension, value: float, rt_ms: int | None) -> Rating:
@@ -197,11 +201,10 @@ def response_record(*, trial: Trial, dimension: RatingDimension, value: float, r
 
 
 def _parse_value(raw: object, dimension: RatingDimension) -> float:
-    try:
-        value = float(str(raw))
-    except (TypeError, ValueError):
-        raise BadSubmission(f"no valid answer for {dimension.name}") from None
-    if math.isnan(value) or not dimension.minimum <= value <= dimension.maximum:  # NaN or out of range
+    value = finite_number(raw)
+    if value is None:
+        raise BadSubmission(f"no valid answer for {dimension.name}")
+    if not dimension.minimum <= value <= dimension.maximum:
         raise BadSubmission(f"answer for {dimension.name} out of range")
     if dimension.kind == RatingDimension.Kind.LIKERT and value != int(value):
         raise BadSubmission(f"answer for {dimension.name} must be a whole scale point")
@@ -215,10 +218,9 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     An index below the current position is a resubmission (double click, back button): nothing is stored. An index
     that is not a number, points past the current trial or lacks a valid answer is a BadSubmission.
     """
-    try:
-        index = int(str(index))
-    except (TypeError, ValueError):
-        raise BadSubmission("trial index is not a number") from None
+    index = whole_number(index)
+    if index is None:
+        raise BadSubmission("trial index is not a number")
     if participant.step != Participant.Step.TRIALS:
         if participant.step in {Participant.Step.QUESTIONNAIRE, Participant.Step.DONE} and index >= 0:
             return AnswerOutcome(recorded=False)
@@ -394,6 +396,7 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.completion_code = spec.completion_code
         study.completion_url_template = spec.completion_url
         study.no_consent_url = spec.no_consent_url
+        study.anonymous_entry = spec.anonymous_entry
         study.languages = spec.languages
         study.source = spec.raw
         study.save()

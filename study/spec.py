@@ -17,6 +17,7 @@ TOP_KEYS = {
     "slug", "title", "status", "consent", "instructions", "debrief", "stimulus_sets", "conditions", "dimensions",
     "layout", "between_subject", "trials_per_participant", "practice_trials", "attention_checks", "max_run_length",
     "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
+    "anonymous_entry",
 }
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
@@ -60,6 +61,7 @@ class StudySpec:
     completion_code: str = ""
     completion_url: str = ""
     no_consent_url: str = ""
+    anonymous_entry: bool = False
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +94,15 @@ def _integer(data: dict, key: str, *, minimum: int, maximum: int | None = None, 
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise _fail(name, f"must be {bound}, not {value}")
+    return value
+
+
+def _flag(data: dict, key: str, *, default: bool = False) -> bool:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be true or false, not {value!r}")
     return value
 
 
@@ -196,6 +207,7 @@ def study_spec_parse(data: object) -> StudySpec:
         completion_code=_text(data, "completion_code"),
         completion_url=completion_url,
         no_consent_url=no_consent_url,
+        anonymous_entry=_flag(data, "anonymous_entry"),
         languages=_names(data, "languages") or ["en"],
         bots=bots,
         raw=data,

@@ -47,6 +47,7 @@ def test_production_settings_pass_check_deploy() -> None:
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
         ALLOWED_HOSTS="studies.example.org",
+        CACHE_URL="redis://127.0.0.1:6379/2",
         DEBUG="false",
     )
     assert result.returncode == 0, result.stdout + result.stderr
