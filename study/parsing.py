@@ -8,7 +8,10 @@ None before any arithmetic, so callers decide between "missing" and "bad request
 from __future__ import annotations
 
 import math
+import re
 
+# Plain decimal notation in ASCII: Python's float() would also take "inf", "1_000" and non-ASCII digits ("٣").
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Longer than any honest value ("1234.5678", "-0", "100"); longer text is refused before it is parsed.
 MAX_NUMBER_CHARS = 32
 
@@ -18,7 +21,7 @@ def finite_number(raw: object) -> float | None:
     if raw is None or isinstance(raw, bool):
         return None
     text = str(raw).strip()
-    if not text or len(text) > MAX_NUMBER_CHARS:
+    if len(text) > MAX_NUMBER_CHARS or not DECIMAL.fullmatch(text):
         return None
     try:
         value = float(text)
