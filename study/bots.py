@@ -25,7 +25,9 @@ DEFAULT_EFFECTS = {
 
 
 class BotError(Exception):
-    """The site answered something a participant could not continue from."""
+    """The site answered something a participant could not continue from; `outcome` holds what was done so far."""
+
+    outcome: BotOutcome | None = None
 
 
 @dataclass
@@ -295,9 +297,19 @@ def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, tr
     A dropped connection or a 5xx is met as a person would meet it: wait, reload the page, and carry on from
     whatever the page then shows; a trial that comes back gets the same answer as before.
     """
-    patience = patience or Patience()
-    bot = Bot(pid=pid, model=model, truth=truth, rng=rng)
     outcome = BotOutcome(pid=pid, result="")
+    bot = Bot(pid=pid, model=model, truth=truth, rng=rng)
+    try:
+        return _walk(transport=transport, slug=slug, outcome=outcome, bot=bot, rng=rng, max_pages=max_pages,
+                     on_rating=on_rating, patience=patience or Patience())
+    except BotError as exc:
+        exc.outcome = outcome  # the answers acknowledged before it failed still count in a reconciliation
+        raise
+
+
+def _walk(*, transport: Transport, slug: str, outcome: BotOutcome, bot: Bot, rng: random.Random, max_pages: int,
+          on_rating: Callable[[float], None] | None, patience: Patience) -> BotOutcome:
+    pid = bot.pid
     query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": f"study-{slug}", "SESSION_ID": f"session-{pid}"})
     page = _load(transport, f"/s/{slug}/?{query}", patience, outcome)
     given: dict[int, dict[str, int]] = {}  # trial index -> answer, reused if the same trial is shown again

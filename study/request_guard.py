@@ -23,6 +23,7 @@ from study.error_pages import error_page
 logger = logging.getLogger(__name__)
 
 PARTICIPANT_PREFIX = "/s/"
+FOREIGN_CHARSET = "study.foreign_charset"  # environ key set by wsgi_charset_guard
 ACCEPTED_CHARSETS = {"utf-8", "ascii"}  # codec names after codecs.lookup(): utf8, UTF-8, us-ascii all map here
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
@@ -39,16 +40,44 @@ def _has_control_characters(text: str) -> bool:
     return any(ord(c) < 32 and c not in "\t\n\r" for c in text)
 
 
-def _check_declared_charset(request: HttpRequest) -> None:
-    charset = request.content_params.get("charset") if request.content_type else None
-    if charset is None:
-        return
+def _is_accepted_charset(charset: str) -> bool:
     try:
-        name = codecs.lookup(charset).name
+        return codecs.lookup(charset.strip().strip('"')).name in ACCEPTED_CHARSETS
     except LookupError:
-        raise RejectedRequest(415, f"unknown charset {charset[:40]!r}") from None
-    if name not in ACCEPTED_CHARSETS:
-        raise RejectedRequest(415, f"charset {name} is not UTF-8")
+        return False
+
+
+def wsgi_charset_guard(application: Callable) -> Callable:
+    """WSGI wrapper: take a non-UTF-8 charset out of Content-Type before Django builds its request.
+
+    Django's WSGIRequest applies a declared charset while it is being constructed, and doing so decodes the query
+    string: `charset=base64` or `charset=idna` then raised before any middleware could answer (gunicorn's bare
+    500). The charset is removed here and remembered in the environ; RequestGuardMiddleware answers 415.
+    """
+
+    def guarded(environ: dict, start_response: Callable):
+        content_type = environ.get("CONTENT_TYPE", "")
+        if "charset" in content_type.lower():
+            parts = content_type.split(";")
+            kept = [parts[0]]
+            for part in parts[1:]:
+                key, _, value = part.partition("=")
+                if key.strip().lower() != "charset":
+                    kept.append(part)
+                elif not _is_accepted_charset(value):
+                    environ[FOREIGN_CHARSET] = value.strip()[:40]
+            environ["CONTENT_TYPE"] = ";".join(kept)
+        return application(environ, start_response)
+
+    return guarded
+
+
+def _check_declared_charset(request: HttpRequest) -> None:
+    if FOREIGN_CHARSET in request.META:
+        raise RejectedRequest(415, f"charset {request.META[FOREIGN_CHARSET]!r} is not UTF-8")
+    charset = request.content_params.get("charset") if request.content_type else None
+    if charset is not None and not _is_accepted_charset(charset):
+        raise RejectedRequest(415, f"charset {charset[:40]!r} is not UTF-8")
 
 
 def _check_size(request: HttpRequest) -> None:

@@ -188,3 +188,48 @@ def test_a_foreign_host_is_a_calm_400(study):
 def test_unknown_addresses_under_the_study_are_a_calm_404(study):
     assert_calm(Client().get(f"/s/{study.slug}/p/"), 404)
     assert_calm(Client().get(f"/s/{study.slug}/nothing/here/"), 404)
+
+
+@pytest.mark.parametrize("charset", ["base64", "idna", "rot13", "hex", "zlib", "utf-16", "nonsense", '"utf-7"'])
+def test_charsets_that_break_djangos_request_constructor_are_415_at_the_wsgi_entry(study, charset):
+    # Django applies a declared charset while building the request (decoding the query string with it), so
+    # charset=base64 used to raise before any middleware: the WSGI wrapper in config/wsgi.py takes it out first.
+    import io
+
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    from config.wsgi import application
+
+    client = Client()
+    url, _ = to_trials(client, study)
+    body = b"step=trials&trial=0&artistry=3&symbolism=3"
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": url,
+        "QUERY_STRING": "%FF%FE=%FF%FE&x=1",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": f"{FORM}; charset={charset}",
+        "HTTP_COOKIE": "; ".join(f"{k}={v.value}" for k, v in client.cookies.items()),
+    }
+    started = []
+    # As Django's test client does: keep the test's database connection open across the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response = application(environ, lambda status, headers, exc_info=None: started.append(status))
+        page = b"".join(response).decode()
+        response.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert started[0].startswith("415"), started
+    assert "Sorry" in page and "Traceback" not in page
+    assert not Rating.objects.exists()
