@@ -443,7 +443,7 @@ CHARSETS = [
     "; charset=idna",
     "; charset=base64",
 ]
-METHODS = ["GET", "POST", "POST", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW", "CONNECT"]
+METHODS = ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "BREW", "CONNECT"]
 STEPS = ["consent", "instructions", "trials", "questionnaire", "done", "declined", "junk", "", "\x00"]
 
 
@@ -462,6 +462,7 @@ class FuzzResult:
     statuses: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)  # 5xx or a traceback in the response
     no_answer: int = 0  # connection closed without a response (only gunicorn's own refusals; counted, not failed)
+    no_answer_examples: list[str] = field(default_factory=list)
 
     @property
     def server_errors(self) -> int:
@@ -583,7 +584,8 @@ class Fuzzer:
     def request(self) -> bytes:
         rng = self.rng
         identity = rng.choice(self.identities)
-        method = rng.choice(METHODS).encode()
+        r = rng.random()
+        method = b"POST" if r < 0.55 else b"GET" if r < 0.85 else rng.choice(METHODS).encode()
         path = self._path(identity)
         headers = [
             b"Host: "
@@ -603,7 +605,8 @@ class Fuzzer:
         if method in {b"POST", b"PUT", b"PATCH", b"DELETE"} or rng.random() < 0.05:
             kind = rng.random()
             if kind < 0.7:
-                content_type = "application/x-www-form-urlencoded" + rng.choice(CHARSETS)
+                charset = rng.choice(CHARSETS) if rng.random() < 0.3 else ""
+                content_type = "application/x-www-form-urlencoded" + charset
                 body = self._form(identity)
                 if "utf-16" in content_type and rng.random() < 0.5:
                     body = body.decode("utf-8", "replace").encode("utf-16")
@@ -660,6 +663,8 @@ def fuzz(
             result.requests += 1
             if status is None:
                 result.no_answer += 1
+                if len(result.no_answer_examples) < 3:
+                    result.no_answer_examples.append(f"{raw[:200]!r} -> {response[:200]!r}")
                 return
             result.statuses[status] += 1
             if status >= 500 or b"Traceback (most recent call last)" in response:
@@ -700,7 +705,8 @@ def database(args) -> Iterator[tuple[str, PrivateCluster | None]]:
         server = cluster.url
     else:
         server = args.shared_pg or "postgres://postgres@127.0.0.1:5432"
-        print(f"no private cluster (pg_createcluster needs root): shared server {server}; no database restart")
+        reason = "as asked" if args.shared_pg else "pg_createcluster is missing or we are not root"
+        print(f"shared server {server} ({reason}): the database is not restarted")
     name = f"faults_{os.getpid()}"
     try:
         with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
@@ -719,7 +725,7 @@ def database(args) -> Iterator[tuple[str, PrivateCluster | None]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--participants", type=int, default=50, help="concurrent bots in the fault run")
+    parser.add_argument("--participants", type=int, default=50, help="concurrent bots in the fault run (0: skip)")
     parser.add_argument("--fuzz", type=int, default=10_000, help="fuzzed requests (0: skip)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--port", type=int, default=2150, help="gunicorn port on 127.0.0.1")
@@ -773,10 +779,15 @@ def main() -> int:
                     f"{result.no_answer} closed without an answer"
                 )
                 print("  statuses: " + ", ".join(f"{s}: {n}" for s, n in sorted(result.statuses.items())))
+                for example in result.no_answer_examples:
+                    print(f"  closed without an answer: {example}")
                 for failure in (result.failures + logged)[:5]:
                     print(f"  FAIL {failure[:600]}")
                 ok &= not result.failures and not logged
 
+            if not args.participants:
+                print("\nPASS" if ok else "\nFAIL")
+                return 0 if ok else 1
             study = make_study("faults", stimulus_set)
             trials = study.trials_per_participant + study.practice_trials + study.attention_checks
             expected_ratings = args.participants * trials
