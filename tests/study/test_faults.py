@@ -4,6 +4,7 @@ database. The bench runs the long forms (10,000 fuzzed requests; PostgreSQL rest
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import re
@@ -134,8 +135,6 @@ class DroppingProxy:
                     upstream.sendall(data)
             except OSError:
                 pass
-            finally:
-                upstream.close()
 
         threading.Thread(target=forward, daemon=True).start()
         try:
@@ -147,8 +146,12 @@ class DroppingProxy:
         except OSError:
             pass
         finally:
-            client.close()
-            upstream.close()
+            # shutdown, not just close: another thread is blocked in recv() on these sockets, and close() alone
+            # would not send the FIN until that call returns, leaving the bot waiting for its timeout.
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
     def close(self) -> None:
         self.closing = True
