@@ -116,6 +116,7 @@ class DroppingProxy:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.closing = False
+        self.open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -128,6 +129,7 @@ class DroppingProxy:
 
     def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection(self.upstream)
+        self.open += [client, upstream]
 
         def forward() -> None:
             try:
@@ -154,8 +156,13 @@ class DroppingProxy:
                 sock.close()
 
     def close(self) -> None:
+        """Stop, and end every proxied connection so the server's threads (and their database sessions) end."""
         self.closing = True
         self.server.close()
+        for sock in self.open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 def test_run_bots_over_http_survive_dropped_connections(live_server, stimulus_set, capsys):
