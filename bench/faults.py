@@ -14,12 +14,14 @@ Usage: .venv/bin/python bench/faults.py [--participants 50] [--fuzz 10000] [--wo
    with SIGKILL (several times) and restarts the database; bots retry like people who reload. Afterwards every
    acknowledged answer is compared with the database: lost / duplicated / stored-without-acknowledgement must all
    be 0.
-Bounded (fixed request and participant counts, --max-seconds), stops by itself, cleans up what it created.
+Bounded (fixed request and participant counts, a --max-seconds watchdog), stops by itself, cleans up what it
+created.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -316,7 +318,7 @@ def reconcile(*, study, outcomes: list) -> Reconciliation:
 
 
 class Chaos:
-    """Fires faults when the run reaches given fractions of its expected ratings: ("kill", 0.2), ("restart", 0.4)."""
+    """Fires faults when the run reaches fractions of its expected answered screens: ("kill", 0.2), ("restart", 0.4)."""
 
     def __init__(
         self,
@@ -363,7 +365,7 @@ class Chaos:
                 with self._lock:
                     action = self._pending.pop(0)
                 detail = self.actions[action]()
-                self.fired.append(f"{action} ({detail}) at {self.count}/{self.expected} ratings")
+                self.fired.append(f"{action} ({detail}) at {self.count}/{self.expected} answered screens")
                 self.log(f"  fault: {self.fired[-1]}")
 
 
@@ -472,7 +474,9 @@ class FuzzResult:
 def raw_request(host: str, port: int, request: bytes, *, timeout: float = 20.0) -> tuple[int | None, bytes]:
     """Send bytes exactly as given (no client-side quoting or validation); returns (status, body)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(request)
+        # A server that refuses an oversized body (413) answers and closes before reading it all: read the answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
         chunks = []
         while True:
             try:
@@ -733,7 +737,14 @@ def main() -> int:
     parser.add_argument("--shared-pg", default="", help="use this server (no restart) instead of a private cluster")
     parser.add_argument("--kills", type=int, default=3, help="workers killed with SIGKILL during the fault run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-seconds", type=int, default=1800, help="give up (and clean up) after this long")
     args = parser.parse_args()
+
+    def out_of_time(_signum, _frame) -> None:
+        raise SystemExit(f"FAIL: still running after {args.max_seconds} s")
+
+    signal.signal(signal.SIGALRM, out_of_time)  # SystemExit unwinds through the finally blocks: nothing is left
+    signal.alarm(args.max_seconds)
 
     var = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     log_path = var / "gunicorn.log"
