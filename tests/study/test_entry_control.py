@@ -109,3 +109,33 @@ def test_behind_a_proxy_the_address_it_appended_counts():
     assert client_ip(request) == "192.0.2.10"  # the client can forge the first entry, not the last
     assert client_ip(factory.get("/", HTTP_X_FORWARDED_FOR="junk", REMOTE_ADDR="10.0.0.1")) == "10.0.0.1"
     assert client_ip(factory.get("/", REMOTE_ADDR="10.0.0.1")) == "10.0.0.1"
+
+
+def test_the_limits_count_in_redis_as_in_production(stimulus_set):
+    """With the production cache (Redis) every worker shares one count; CI has Redis, local runs may skip."""
+    import os
+    import uuid
+
+    from django.core.cache import caches
+
+    from tests.conftest import skip_or_fail
+
+    url = os.environ.get("CACHE_URL") or os.environ.get("CELERY_BROKER_URL") or ""
+    if not url.startswith("redis"):
+        skip_or_fail("no Redis URL (CACHE_URL or CELERY_BROKER_URL); CI sets one")
+    redis = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    study = make_study(stimulus_set=stimulus_set, anonymous_entry=True)
+    with override_settings(CACHES=redis, STUDY_ENTRY_RATE="10/h"):
+        try:
+            caches["default"].set("ping", 1)
+        except Exception as exc:  # noqa: BLE001 - any connection failure means there is no Redis to test against
+            skip_or_fail(f"Redis at {url} unreachable: {exc}")
+        statuses = [Client(REMOTE_ADDR="203.0.113.20").get(f"/s/{study.slug}/").status_code for _ in range(40)]
+    assert 10 <= statuses.count(303) <= 20 and statuses.count(429) == 40 - statuses.count(303)
+    assert Participant.objects.filter(study=study).count() == statuses.count(303)

@@ -195,3 +195,44 @@ def test_run_bots_over_http_survive_dropped_connections(live_server, stimulus_se
         # every trial answered exactly once although some answers' responses were lost on the way
         assert participant.trials.filter(answered_at__isnull=False).count() == trials
         assert Rating.objects.filter(trial__participant=participant).values("trial").distinct().count() == trials
+
+
+def test_the_bench_restarts_its_own_database_and_loses_nothing(tmp_path):
+    """bench/faults.py in short form: a private cluster restarted (a crash) and a worker killed under 6 people."""
+    import subprocess
+    import sys
+
+    from bench.faults import PrivateCluster
+    from tests.conftest import ROOT
+
+    if not PrivateCluster.available():
+        pytest.skip("needs root and pg_createcluster (Debian's postgresql-common) for a restartable cluster")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/faults.py",
+            "--participants",
+            "6",
+            "--fuzz",
+            "200",
+            "--workers",
+            "2",
+            "--kills",
+            "1",
+            "--port",
+            "0",
+            "--pg-port",
+            "0",
+            "--max-seconds",
+            "400",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=450,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "restart (" in result.stdout and "kill (" in result.stdout
+    assert "lost: 0, duplicated: 0, stored without acknowledgement: 0" in result.stdout
+    assert "fuzz: 200 requests" in result.stdout and " 0 x 5xx" in result.stdout
