@@ -71,6 +71,7 @@ def test_production_settings_require_a_shared_cache_for_the_rate_limits() -> Non
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
         ALLOWED_HOSTS="studies.example.org",
+        PSEUDONYM_KEY="another-long-random-key-for-pseudonyms-0123456789",
         CACHE_URL="",
         REDIS_URL="",
         DEBUG="false",
