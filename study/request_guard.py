@@ -114,6 +114,8 @@ def request_problem(request: HttpRequest) -> RejectedRequest | None:
         request.get_host()  # DisallowedHost here is a calm 400 rather than a logged traceback further in
         if _has_control_characters(request.path):
             raise RejectedRequest(400, "control character in the path")
+        if any("\x00" in value for key, value in request.META.items() if key.startswith("HTTP_")):
+            raise RejectedRequest(400, "NUL in a header")  # e.g. a User-Agent, which the participant row keeps
         _check_declared_charset(request)
         _check_size(request)
         _check_fields(request)

@@ -179,6 +179,13 @@ def test_wrong_methods_are_a_calm_405(study, method):
     assert Participant.objects.get().step == "consent"
 
 
+def test_nul_in_a_header_is_a_calm_400(study):
+    # The User-Agent is stored with the participant: PostgreSQL would refuse the NUL with a DataError.
+    assert_calm(Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": "p"}, HTTP_USER_AGENT="bot\x00"), 400)
+    assert_calm(Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": "p"}, HTTP_REFERER="\x00"), 400)
+    assert not Participant.objects.exists()
+
+
 def test_a_foreign_host_is_a_calm_400(study):
     assert_calm(Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": "p"}, HTTP_HOST="evil.example"), 400)
     assert_calm(Client().get(f"/s/{study.slug}/", {"PROLIFIC_PID": "p"}, HTTP_HOST="bad\x00host"), 400)
