@@ -222,7 +222,7 @@ class Participant:
         return False
 
 
-def load_process(host: str, port: int, slug: str, threads: int, seconds: float, seed: int, queue) -> None:
+def load_process(*, host: str, port: int, slug: str, threads: int, seconds: float, seed: int, queue) -> None:
     """One generator process: `threads` participants in a closed loop until the time is up."""
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
@@ -253,7 +253,8 @@ def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) ->
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=load_process, args=(host, port, slug, n, seconds, i, queue))
+    procs = [ctx.Process(target=load_process, kwargs={"host": host, "port": port, "slug": slug, "threads": n,
+                                                      "seconds": seconds, "seed": i, "queue": queue})
              for i, n in enumerate(share)]
     for p in procs:
         p.start()
@@ -331,7 +332,8 @@ def main() -> None:
         var = Path(tempfile.mkdtemp(prefix="bench-study-"))
         stack.callback(shutil.rmtree, var, True)
         env = {**os.environ, "DATABASE_URL": f"{pg}/{db}", "VAR_DIR": str(var), "DEBUG": "false",
-               "CELERY_BROKER_URL": "", "DJANGO_SETTINGS_MODULE": "config.settings.base", "LOG_LEVEL": "WARNING"}
+               "CELERY_BROKER_URL": "", "DJANGO_SETTINGS_MODULE": "config.settings.base", "LOG_LEVEL": "WARNING",
+               "RATELIMIT_ENABLE": "false"}  # every participant comes from 127.0.0.1
         os.environ.update(env)
         admin_sql(pg, f'CREATE DATABASE "{db}"')
         stack.callback(admin_sql, pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

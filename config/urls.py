@@ -10,6 +10,11 @@ from config.health import healthz
 admin.site.site_header = "Aesthetics studies"
 admin.site.site_title = "Aesthetics studies"
 
+# Bad requests, foreign pages and unknown addresses get the participants' calm page, not Django's default.
+handler400 = "study.error_pages.bad_request"
+handler403 = "study.error_pages.permission_denied"
+handler404 = "study.error_pages.page_not_found"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

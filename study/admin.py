@@ -80,8 +80,8 @@ class StudyAdmin(admin.ModelAdmin):
                                            "trials_per_participant", "practice_trials", "attention_checks",
                                            "max_run_length", "allocation"]}),
         ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
-                                    "no_consent_url", "languages", "time_limit_minutes", "screen_out_after",
-                                    "screen_out_code", "screen_out_url_template"]}),
+                                    "no_consent_url", "anonymous_entry", "languages", "time_limit_minutes",
+                                    "screen_out_after", "screen_out_code", "screen_out_url_template"]}),
         ("Record", {"classes": ["collapse"], "fields": ["pilot_token", "published_at", "created_at", "updated_at"]}),
     ]
     actions = [

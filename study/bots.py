@@ -25,7 +25,9 @@ DEFAULT_EFFECTS = {
 
 
 class BotError(Exception):
-    """The site answered something a participant could not continue from."""
+    """The site answered something a participant could not continue from; `outcome` holds what was done so far."""
+
+    outcome: BotOutcome | None = None
 
 
 @dataclass
@@ -66,6 +68,10 @@ class BotOutcome:
     ratings: int = 0
     attention_failed: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # Trial index -> the values the site acknowledged: a redirect after the POST, or (when the response was lost)
+    # a reload that shows the participant past that trial. What the bench compares with the database.
+    acknowledged: dict[int, dict[str, int]] = field(default_factory=dict)
+    reloads: int = 0  # pages reloaded after a dropped connection or a 5xx/429 answer
 
 
 @dataclass
@@ -75,6 +81,26 @@ class Page:
     text: str
 
 
+class Unreachable(Exception):
+    """No answer at all: connection refused, reset or dropped mid-response (a person would reload)."""
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How a person whose page failed behaves: reload after a short wait, waiting longer each time, then give up."""
+
+    attempts: int = 40
+    first_wait_s: float = 0.25
+    max_wait_s: float = 4.0
+
+    def waits(self) -> list[float]:
+        return [min(self.max_wait_s, self.first_wait_s * 2 ** min(i, 16)) for i in range(self.attempts)]
+
+
+# Answers worth reloading for: the server or a proxy in front is down for a moment, or asks us to slow down.
+TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+
+
 class Transport(Protocol):
     def get(self, url: str) -> Page: ...
 
@@ -82,7 +108,10 @@ class Transport(Protocol):
 
 
 class DjangoClientTransport:
-    """In-process: Django's test Client with CSRF checks enforced, so bots exercise what browsers do."""
+    """In-process: Django's test Client with CSRF checks enforced, so bots exercise what browsers do.
+
+    Rate limits are off here: in-process bots are the researcher's own simulation, all from one "address".
+    """
 
     def __init__(self) -> None:
         from django.test import Client
@@ -90,16 +119,22 @@ class DjangoClientTransport:
         self.client = Client(enforce_csrf_checks=True)
 
     def get(self, url: str) -> Page:
-        for _ in range(10):
-            response = self.client.get(url)
-            if response.status_code in (301, 302, 303):
-                url = urljoin(url, response["Location"])
-                continue
-            return Page(url=url, status=response.status_code, text=response.content.decode())
+        from django.test import override_settings
+
+        with override_settings(RATELIMIT_ENABLE=False):
+            for _ in range(10):
+                response = self.client.get(url)
+                if response.status_code in (301, 302, 303):
+                    url = urljoin(url, response["Location"])
+                    continue
+                return Page(url=url, status=response.status_code, text=response.content.decode())
         raise BotError(f"too many redirects at {url}")
 
     def post(self, url: str, data: dict[str, str]) -> Page:
-        response = self.client.post(url, data)
+        from django.test import override_settings
+
+        with override_settings(RATELIMIT_ENABLE=False):
+            response = self.client.post(url, data)
         return Page(url=response.get("Location", url), status=response.status_code, text=response.content.decode())
 
 
@@ -112,17 +147,24 @@ class HttpTransport:
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         self.timeout = timeout
+        self.dropped = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
     def _absolute(self, url: str) -> str:
         return url if url.startswith("http") else self.base_url + url
 
     def get(self, url: str) -> Page:
-        response = self.session.get(self._absolute(url), timeout=self.timeout)
+        try:
+            response = self.session.get(self._absolute(url), timeout=self.timeout)
+        except self.dropped as exc:
+            raise Unreachable(f"GET {url}: {type(exc).__name__}") from None
         return Page(url=urlparse(response.url).path, status=response.status_code, text=response.text)
 
     def post(self, url: str, data: dict[str, str]) -> Page:
-        response = self.session.post(self._absolute(url), data=data, allow_redirects=False, timeout=self.timeout,
-                                     headers={"Referer": self._absolute(url)})
+        try:
+            response = self.session.post(self._absolute(url), data=data, allow_redirects=False,
+                                         timeout=self.timeout, headers={"Referer": self._absolute(url)})
+        except self.dropped as exc:
+            raise Unreachable(f"POST {url}: {type(exc).__name__}") from None
         return Page(url=response.headers.get("Location", url), status=response.status_code, text=response.text)
 
 
@@ -214,34 +256,92 @@ def _expect(page: Page, statuses: tuple[int, ...], doing: str) -> None:
         raise BotError(f"{doing}: HTTP {page.status} at {page.url}")
 
 
+def _load(transport: Transport, url: str, patience: Patience, outcome: BotOutcome) -> Page:
+    """GET a page like a person: on no answer or a 5xx/429, wait and reload the same address."""
+    last = "no attempt"
+    for wait in [0.0, *patience.waits()]:
+        if wait:
+            outcome.reloads += 1
+            time.sleep(wait)
+        try:
+            page = transport.get(url)
+        except Unreachable as exc:
+            last = str(exc)
+            continue
+        if page.status not in TRANSIENT_STATUSES:
+            return page
+        last = f"HTTP {page.status}"
+    raise BotError(f"gave up reloading {url} after {patience.attempts} tries ({last})")
+
+
+def _trial_index(reader: PageReader) -> int | None:
+    try:
+        return int(reader.hidden.get("trial", ""))
+    except ValueError:
+        return None
+
+
+def _moved_past(reader: PageReader, index: int) -> bool:
+    """Whether a freshly loaded page shows the participant past trial `index` (its answer was stored)."""
+    if reader.step in {"questionnaire", "done"}:
+        return True
+    shown = _trial_index(reader)
+    return reader.step == "trials" and shown is not None and shown > index
+
+
 def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, truth: Mapping[str, StimulusTruth],
-            rng: random.Random, max_pages: int = 2000, on_rating: Callable[[float], None] | None = None) -> BotOutcome:
-    """Walk one participant from the recruitment link to the end; records rating-submission latencies."""
-    bot = Bot(pid=pid, model=model, truth=truth, rng=rng)
+            rng: random.Random, max_pages: int = 2000, on_rating: Callable[[float], None] | None = None,
+            patience: Patience | None = None) -> BotOutcome:
+    """Walk one participant from the recruitment link to the end; records rating-submission latencies.
+
+    A dropped connection or a 5xx is met as a person would meet it: wait, reload the page, and carry on from
+    whatever the page then shows; a trial that comes back gets the same answer as before.
+    """
     outcome = BotOutcome(pid=pid, result="")
+    bot = Bot(pid=pid, model=model, truth=truth, rng=rng)
+    try:
+        return _walk(transport=transport, slug=slug, outcome=outcome, bot=bot, rng=rng, max_pages=max_pages,
+                     on_rating=on_rating, patience=patience or Patience())
+    except BotError as exc:
+        exc.outcome = outcome  # the answers acknowledged before it failed still count in a reconciliation
+        raise
+
+
+def _walk(*, transport: Transport, slug: str, outcome: BotOutcome, bot: Bot, rng: random.Random, max_pages: int,
+          on_rating: Callable[[float], None] | None, patience: Patience) -> BotOutcome:
+    pid = bot.pid
     query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": f"study-{slug}", "SESSION_ID": f"session-{pid}"})
-    page = transport.get(f"/s/{slug}/?{query}")
+    page = _load(transport, f"/s/{slug}/?{query}", patience, outcome)
+    given: dict[int, dict[str, int]] = {}  # trial index -> answer, reused if the same trial is shown again
+    questionnaire: dict[str, str] | None = None
     for _ in range(max_pages):
         _expect(page, (200,), "reading a page")
         reader = read_page(page.text)
         data = dict(reader.hidden)
+        index = _trial_index(reader)
         if reader.step == "consent":
             data["choice"] = "decline" if bot.declines else "agree"
         elif reader.step == "instructions":
             pass
         elif reader.step == "trials":
-            values = {d["data-dimension"]: bot.answer(d, reader.image) for d in reader.dimensions}
-            if reader.instructed is not None and not bot.inattentive:
-                values[reader.dimensions[0]["data-dimension"]] = reader.instructed
+            if index not in given:
+                values = {d["data-dimension"]: bot.answer(d, reader.image) for d in reader.dimensions}
+                checked = reader.dimensions[0]["data-dimension"] if reader.instructed is not None else None
+                if checked and not bot.inattentive:
+                    values[checked] = reader.instructed
+                if checked and values[checked] != reader.instructed:
+                    outcome.attention_failed += 1
+                given[index] = values
+            values = given[index]
             rt = bot.rt_ms()
             data.update({name: str(v) for name, v in values.items()})
             data.update({f"rt_ms_{name}": str(rt) for name in values})
             data["rt_ms"] = str(rt)
-            if reader.instructed is not None and values[reader.dimensions[0]["data-dimension"]] != reader.instructed:
-                outcome.attention_failed += 1
         elif reader.step == "questionnaire":
-            data.update({name: rng.choice(options) for name, options in reader.radios.items()})
-            data.update({name: "" for name in reader.textareas})
+            if questionnaire is None:
+                questionnaire = {name: rng.choice(options) for name, options in reader.radios.items()}
+                questionnaire.update({name: "" for name in reader.textareas})
+            data.update(questionnaire)
         elif reader.step == "done":
             outcome.result, outcome.completion_code = "completed", reader.completion_code
             return outcome
@@ -251,15 +351,28 @@ def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, tr
         else:
             raise BotError(f"unexpected page {reader.step!r} at {page.url}")
         started = time.perf_counter()
-        answer = transport.post(reader.action or page.url, data)
-        if reader.step == "trials":
-            latency = (time.perf_counter() - started) * 1000
-            outcome.latencies_ms.append(latency)
+        try:
+            answer = transport.post(reader.action or page.url, data)
+        except Unreachable:
+            answer = None
+        if answer is not None and answer.status in (302, 303):
+            if reader.step == "trials":
+                latency = (time.perf_counter() - started) * 1000
+                outcome.latencies_ms.append(latency)
+                outcome.ratings += len(reader.dimensions)
+                outcome.acknowledged[index] = given[index]
+                if on_rating:
+                    on_rating(latency)
+            page = _load(transport, answer.url, patience, outcome)
+            continue
+        if answer is not None and answer.status not in TRANSIENT_STATUSES:
+            _expect(answer, (302, 303), f"answering {reader.step}")
+        # No answer, or the server failed: reload. If the page moved on, the answer was stored after all.
+        outcome.reloads += 1
+        page = _load(transport, page.url, patience, outcome)
+        if reader.step == "trials" and page.status == 200 and _moved_past(read_page(page.text), index):
             outcome.ratings += len(reader.dimensions)
-            if on_rating:
-                on_rating(latency)
-        _expect(answer, (302, 303), f"answering {reader.step}")
-        page = transport.get(answer.url)
+            outcome.acknowledged[index] = given[index]
     raise BotError(f"{pid} did not finish within {max_pages} pages")
 
 

@@ -88,6 +88,11 @@ class Study(models.Model):
         null=True, blank=True, help_text="Release participants idle longer than this (their stimuli go to "
         "newcomers); empty means never."
     )
+    anonymous_entry = models.BooleanField(
+        default=False,
+        help_text="Let people in without a recruitment id (demos, class tests). Off: a live study's link needs "
+                  "PROLIFIC_PID or pid, so one client cannot fill the quota with anonymous visits.",
+    )
     languages = models.JSONField(default=list, blank=True)
     pilot_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     assignment_serial = models.PositiveBigIntegerField(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import random
 import secrets
 from collections.abc import Mapping
@@ -36,9 +35,11 @@ from study.models import (
     Trial,
 )
 from study.operations import audit_record, participant_screen_out_if_due, participants_release_idle
+from study.parsing import finite_number, whole_number
 from study.spec import StudySpec, StudySpecError
 
 ACCEPTING_NEW = {Study.Status.PILOT, Study.Status.LIVE}
+ANONYMOUS = "anonymous"  # Participant.source of people who arrived without a recruitment id
 MAX_RT_MS = 60 * 60 * 1000
 
 
@@ -77,7 +78,8 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
                       user_agent: str = "", pilot: bool = False) -> Participant:
     """Find or create the participant for a recruitment id; the same id never starts twice.
 
-    A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full.
+    A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full, and
+    a live study takes anonymous newcomers only with `anonymous_entry` on.
     """
     pseudonym = pseudonym_for(source=source, external_id=external_id)
     existing = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
@@ -86,6 +88,9 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
     if not pilot:
         if study.status not in ACCEPTING_NEW:
             raise StudyUnavailable(study.status)
+        if source == ANONYMOUS and study.status == Study.Status.LIVE and not study.anonymous_entry:
+            # Anonymous visits cost nothing to make: a live study admits them only when it says so.
+            raise StudyUnavailable("recruitment_id_required")
         # Idle participants may be holding the last places: release them now rather than wait for beat.
         if (study.status == Study.Status.LIVE and selectors.study_is_full(study=study)
                 and (not participants_release_idle(study=study) or selectors.study_is_full(study=study))):
@@ -197,12 +202,11 @@ def trial_mark_shown(*, trial: Trial) -> None:
 
 
 def parse_rt(value: object) -> int | None:
-    """Client RTs are advisory: absent or implausible values become missing, never an error."""
-    try:
-        rt = round(float(str(value)))
-    except (TypeError, ValueError):
+    """Client RTs are advisory: absent or implausible values (inf, NaN, 1e400, 5,000 digits) become missing."""
+    number = finite_number(value)
+    if number is None or not 0 <= number <= MAX_RT_MS:
         return None
-    return rt if 0 <= rt <= MAX_RT_MS else None
+    return round(number)
 
 
 def response_record(*, trial: Trial, dimension: RatingDimension, value: float, rt_ms: int | None) -> Rating:
@@ -212,11 +216,10 @@ def response_record(*, trial: Trial, dimension: RatingDimension, value: float, r
 
 
 def _parse_value(raw: object, dimension: RatingDimension) -> float:
-    try:
-        value = float(str(raw))
-    except (TypeError, ValueError):
-        raise BadSubmission(f"no valid answer for {dimension.name}") from None
-    if math.isnan(value) or not dimension.minimum <= value <= dimension.maximum:  # NaN or out of range
+    value = finite_number(raw)
+    if value is None:
+        raise BadSubmission(f"no valid answer for {dimension.name}")
+    if not dimension.minimum <= value <= dimension.maximum:
         raise BadSubmission(f"answer for {dimension.name} out of range")
     if dimension.kind == RatingDimension.Kind.LIKERT and value != int(value):
         raise BadSubmission(f"answer for {dimension.name} must be a whole scale point")
@@ -230,10 +233,9 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     An index below the current position is a resubmission (double click, back button): nothing is stored. An index
     that is not a number, points past the current trial or lacks a valid answer is a BadSubmission.
     """
-    try:
-        index = int(str(index))
-    except (TypeError, ValueError):
-        raise BadSubmission("trial index is not a number") from None
+    index = whole_number(index)
+    if index is None:
+        raise BadSubmission("trial index is not a number")
     if participant.step != Participant.Step.TRIALS:
         if participant.step in {Participant.Step.QUESTIONNAIRE, Participant.Step.DONE} and index >= 0:
             return AnswerOutcome(recorded=False)
@@ -424,6 +426,7 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.screen_out_after = spec.screen_out_after
         study.screen_out_code = spec.screen_out_code
         study.screen_out_url_template = spec.screen_out_url
+        study.anonymous_entry = spec.anonymous_entry
         study.languages = spec.languages
         study.source = spec.raw
         study.save()

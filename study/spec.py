@@ -18,6 +18,7 @@ TOP_KEYS = {
     "layout", "between_subject", "trials_per_participant", "practice_trials", "attention_checks", "max_run_length",
     "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
     "time_limit_minutes", "screen_out_after", "screen_out_code", "screen_out_url",
+    "anonymous_entry",
 }
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
@@ -65,6 +66,7 @@ class StudySpec:
     screen_out_after: int | None = None
     screen_out_code: str = ""
     screen_out_url: str = ""
+    anonymous_entry: bool = False
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +99,15 @@ def _integer(data: dict, key: str, *, minimum: int, maximum: int | None = None, 
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise _fail(name, f"must be {bound}, not {value}")
+    return value
+
+
+def _flag(data: dict, key: str, *, default: bool = False) -> bool:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be true or false, not {value!r}")
     return value
 
 
@@ -220,6 +231,7 @@ def study_spec_parse(data: object) -> StudySpec:
         screen_out_after=_integer(data, "screen_out_after", minimum=1, maximum=50, default=None),
         screen_out_code=_text(data, "screen_out_code"),
         screen_out_url=screen_out_url,
+        anonymous_entry=_flag(data, "anonymous_entry"),
         languages=_languages(data),
         bots=bots,
         raw=data,

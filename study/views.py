@@ -17,8 +17,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from study import selectors, services
+from study import selectors, services, throttle
 from study.counts import participant_counts
+from study.error_pages import error_page
 from study.forms import QuestionnaireForm
 from study.languages import in_study_language
 from study.models import Participant, RatingDimension, Study, Trial
@@ -32,7 +33,13 @@ UNAVAILABLE_MESSAGES = {
     "not_ready": gettext_lazy("This study is not open yet."),
     "released": gettext_lazy("This session has expired, so no further answers can be recorded. Thank you for your "
                              "time."),
+    "recruitment_id_required": gettext_lazy(
+        "This study can only be started from the link on the recruitment site (for example Prolific), which keeps "
+        "your place in the study. Please go back there and open the study from its link."
+    ),
 }
+# Reasons that refuse the request itself rather than describe the study's state.
+UNAVAILABLE_STATUS = {"recruitment_id_required": 403}
 
 
 class SeeOther(HttpResponseRedirect):
@@ -53,13 +60,20 @@ def _bound_participant_id(request: HttpRequest, slug: str) -> str:
     return request.get_signed_cookie(_cookie_name(slug), default="", salt=COOKIE_SALT)
 
 
-def _error(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    return render(request, "study/error.html", {"message": message, "status": status}, status=status)
+def _error(request: HttpRequest, status: int, message: str = "") -> HttpResponse:
+    return error_page(request, status=status, message=message)
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = error_page(request, status=429)
+    response["Retry-After"] = "60"
+    return response
 
 
 def _unavailable(request: HttpRequest, study: Study, reason: str) -> HttpResponse:
     message = UNAVAILABLE_MESSAGES.get(reason, UNAVAILABLE_MESSAGES["closed"])
-    return render(request, "study/unavailable.html", {"study": study, "message": message, "reason": reason})
+    return render(request, "study/unavailable.html", {"study": study, "message": message, "reason": reason},
+                  status=UNAVAILABLE_STATUS.get(reason, 200))
 
 
 def _page_url(participant: Participant) -> str:
@@ -98,10 +112,12 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         participant = Participant.objects.filter(study=study, public_id=bound).first() if bound else None
         if participant is not None:
             return SeeOther(_page_url(participant))
-        recruitment = ("anonymous", get_random_string(24), {})
+        recruitment = (services.ANONYMOUS, get_random_string(24), {})
     source, external_id, extra = recruitment
     if not RECRUITMENT_ID.match(external_id) or any(not RECRUITMENT_ID.match(v) for v in extra.values()):
         return _error(request, 400, _("The link you followed is malformed. Please use the link you were given."))
+    if throttle.entry_throttled(request):
+        return _too_many(request)
     try:
         participant = services.participant_enter(
             study=study, source=source, external_id=external_id, recruitment=extra,
@@ -155,6 +171,8 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
         if step == Participant.Step.CONSENT:
             choice = request.POST.get("choice")
             if choice == "agree":
+                if not participant.is_pilot and throttle.consent_throttled(request):
+                    return _too_many(request)
                 services.participant_consent(participant=participant)
             elif choice == "decline":
                 services.participant_decline(participant=participant)

@@ -39,12 +39,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_ratelimit",
     "config",
     "generation",
     "study",
 ]
 
 MIDDLEWARE = [
+    # First: undecodable or oversized requests get a calm 4xx before anything parses them (see the module).
+    "study.request_guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -138,6 +141,29 @@ CELERY_GPU_QUEUE = env.str("CELERY_GPU_QUEUE", default="") or None
 # Generation: where model weights live (pretrained names resolve to folders here).
 WEIGHTS_DIR = Path(env.str("WEIGHTS_DIR", default=str(VAR_DIR / "weights")))
 TORCH_NUM_THREADS = env.int("TORCH_NUM_THREADS", default=1)
+
+# Cache: Redis in production (CACHE_URL=redis://host:6379/1, or REDIS_URL), process-local memory otherwise.
+# The participant rate limits count in it, so with several gunicorn workers only a shared cache is exact.
+CACHES = {"default": env.cache_url_config(
+    env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="") or "locmemcache://"
+)}
+# Entry and consent are rate-limited per client address (django-ratelimit, counted in the cache above).
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_IP_META_KEY = "study.throttle.client_ip"
+# Behind a reverse proxy: the META key carrying the client address the proxy appends (e.g. HTTP_X_FORWARDED_FOR);
+# empty means REMOTE_ADDR (direct connections).
+STUDY_CLIENT_IP_HEADER = env.str("STUDY_CLIENT_IP_HEADER", default="")
+STUDY_ENTRY_RATE = env.str("STUDY_ENTRY_RATE", default="30/m")
+STUDY_CONSENT_RATE = env.str("STUDY_CONSENT_RATE", default="20/m")
+# Participant forms are a few hundred bytes; anything far larger is refused (413) before it is parsed.
+STUDY_MAX_BODY_BYTES = env.int("STUDY_MAX_BODY_BYTES", default=64 * 1024)
+SILENCED_SYSTEM_CHECKS = [
+    # Django's own RedisCache increments atomically (INCRBY); django-ratelimit only lists django-redis's.
+    "django_ratelimit.W001",
+]
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    # Local runs: one process, so a per-process cache counts exactly. Production settings undo this (Redis).
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 
 # Study: the key that turns recruitment ids into pseudonyms (keyed hash).
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY", default="") or SECRET_KEY

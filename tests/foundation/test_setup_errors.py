@@ -47,6 +47,7 @@ def test_production_settings_pass_check_deploy() -> None:
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
         ALLOWED_HOSTS="studies.example.org",
+        CACHE_URL="redis://127.0.0.1:6379/2",
         DEBUG="false",
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -62,3 +63,18 @@ def test_production_settings_require_secret_key() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: configuration error: Set the SECRET_KEY environment variable"
     ]
+
+
+def test_production_settings_require_a_shared_cache_for_the_rate_limits() -> None:
+    result = run_manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
+        ALLOWED_HOSTS="studies.example.org",
+        PSEUDONYM_KEY="another-long-random-key-for-pseudonyms-0123456789",
+        CACHE_URL="",
+        REDIS_URL="",
+        DEBUG="false",
+    )
+    assert result.returncode != 0
+    assert "django_ratelimit.E003" in result.stderr + result.stdout

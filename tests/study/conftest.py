@@ -15,3 +15,13 @@ def stimulus_set(db):
 @pytest.fixture
 def study(stimulus_set):
     return make_study(stimulus_set=stimulus_set)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache; every test starts with none, as a new minute would."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

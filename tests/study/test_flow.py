@@ -213,6 +213,8 @@ def test_attention_check_failure_is_recorded(study):
 
 
 def test_anonymous_entry_resumes_in_the_same_browser(study):
+    study.anonymous_entry = True
+    study.save()
     client = Client()
     first = client.get(f"/s/{study.slug}/")
     assert first.status_code == 303

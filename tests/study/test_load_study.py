@@ -43,6 +43,7 @@ def test_example_file_loads_live_with_default_dimensions(tmp_path):
     assert study.dimensions.get(name="artistry").prompt == "How much does this image look like a work of art?"
     assert study.trials_per_participant >= 12
     assert study.completion_url == "https://app.prolific.com/submissions/complete?cc=C1EXAMPLE"
+    assert study.anonymous_entry  # the demo lets people in without a recruitment id; real studies leave it out
 
 
 @pytest.mark.django_db
@@ -107,6 +108,7 @@ def test_publishing_an_unready_study_says_what_is_missing(tmp_path):
     ({"dimensions": ["artistry", "artistry"]}, "dimensions"),
     ({"max_participants": True}, "max_participants"),
     ({"bots": [1]}, "bots"),
+    ({"anonymous_entry": "yes"}, "anonymous_entry"),
 ])
 def test_invalid_spec_names_the_bad_key(change, key):
     data = example_data("whatever")

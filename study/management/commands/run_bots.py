@@ -51,17 +51,19 @@ class Command(BaseCommand):
 
         results = Counter()
         latencies: list[float] = []
-        ratings = failed_checks = 0
+        ratings = failed_checks = reloads = 0
         errors: list[str] = []
 
         def collect(get_outcome) -> None:
-            nonlocal ratings, failed_checks
+            nonlocal ratings, failed_checks, reloads
             try:
                 outcome = get_outcome()
             except BotError as exc:
                 errors.append(str(exc))
                 results["error"] += 1
+                reloads += exc.outcome.reloads if exc.outcome else 0
             else:
+                reloads += outcome.reloads
                 results[outcome.result] += 1
                 ratings += outcome.ratings
                 failed_checks += outcome.attention_failed
@@ -80,7 +82,7 @@ class Command(BaseCommand):
                     bar.update(1)
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(results.items()))
         self.stdout.write(f"{participants} bots on {slug!r}: {summary}; {ratings} ratings; "
-                          f"{failed_checks} attention checks failed")
+                          f"{failed_checks} attention checks failed; {reloads} pages reloaded after a failure")
         if latencies:
             self.stdout.write(f"rating submission latency: median {statistics.median(latencies):.1f} ms, "
                               f"max {max(latencies):.1f} ms over {len(latencies)} trials")
