@@ -19,16 +19,21 @@ from generation.services import UNTRAINED_LABEL, render_job_retry, runs_in_proce
 def _thumbnail(stimulus: Stimulus, size: int = 64) -> str:
     if not stimulus.image:
         return "—"
-    return format_html('<img src="{}" width="{}" height="{}" style="image-rendering:auto" alt="">',
+    return format_html('<img src="{}" width="{}" height="{}" alt="">',
                        stimulus.image.url, size, size)
 
 
 def _pretty_json(value: object) -> str:
-    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    return format_html('<pre class="pretty-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+class ProjectStyles:
+    css = {"all": ["generation/admin.css"]}
 
 
 @admin.register(StimulusSet)
 class StimulusSetAdmin(admin.ModelAdmin):
+    Media = ProjectStyles
     list_display = ["name", "source", "model_id", "weights", "stimulus_count", "contact_sheet_link", "created_at"]
     list_filter = ["source", "untrained"]
     search_fields = ["name", "model_id", "description"]
@@ -45,7 +50,7 @@ class StimulusSetAdmin(admin.ModelAdmin):
     @admin.display(description="weights")
     def weights(self, obj: StimulusSet) -> str:
         if obj.untrained:
-            return format_html('<strong style="color:#ba2121">{}</strong>', UNTRAINED_LABEL)
+            return format_html('<strong class="untrained-label">{}</strong>', UNTRAINED_LABEL)
         return obj.weights_sha256[:12] or "—"
 
     @admin.display(description="design file")
@@ -102,6 +107,7 @@ class ClassIndexFilter(admin.SimpleListFilter):
 
 @admin.register(Stimulus)
 class StimulusAdmin(admin.ModelAdmin):
+    Media = ProjectStyles
     list_display = ["thumbnail", "public_id", "stimulus_set", "condition", "class_index", "class_name", "seed",
                     "epsilon", "draw"]
     list_filter = ["stimulus_set", "condition", ClassIndexFilter, "draw"]

@@ -12,6 +12,10 @@ def new_public_token() -> str:
     return secrets.token_urlsafe(12)
 
 
+# One format per set (generation.files.FORMATS): a file type must not tell conditions apart.
+IMAGE_FORMATS = [("png", "PNG"), ("webp", "WebP (lossless)")]
+
+
 class StimulusSet(models.Model):
     class Source(models.TextChoices):
         RENDERED = "rendered", "Rendered from a generator"
@@ -26,6 +30,10 @@ class StimulusSet(models.Model):
         default=False, help_text="Rendered with random (untrained) weights: a demo, not real stimuli."
     )
     description = models.TextField(blank=True)
+    image_format = models.CharField(
+        max_length=8, choices=IMAGE_FORMATS, default="png",
+        help_text="Every image of the set is stored in this one format, without metadata (blinding).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -394,6 +394,8 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.completion_code = spec.completion_code
         study.completion_url_template = spec.completion_url
         study.no_consent_url = spec.no_consent_url
+        study.timed_out_code = spec.timed_out_code
+        study.timed_out_url = spec.timed_out_url
         study.languages = spec.languages
         study.source = spec.raw
         study.save()

@@ -17,6 +17,7 @@ TOP_KEYS = {
     "slug", "title", "status", "consent", "instructions", "debrief", "stimulus_sets", "conditions", "dimensions",
     "layout", "between_subject", "trials_per_participant", "practice_trials", "attention_checks", "max_run_length",
     "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
+    "timed_out_code", "timed_out_url",
 }
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
@@ -60,6 +61,8 @@ class StudySpec:
     completion_code: str = ""
     completion_url: str = ""
     no_consent_url: str = ""
+    timed_out_code: str = ""
+    timed_out_url: str = ""
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -173,6 +176,9 @@ def study_spec_parse(data: object) -> StudySpec:
     no_consent_url = _text(data, "no_consent_url")
     if no_consent_url and not no_consent_url.startswith(("https://", "http://")):
         raise _fail("no_consent_url", "must be an http(s) URL")
+    timed_out_url = _text(data, "timed_out_url")
+    if timed_out_url and not timed_out_url.startswith(("https://", "http://")):
+        raise _fail("timed_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
     bots = data.get("bots") or {}
     if not isinstance(bots, dict):
         raise _fail("bots", "must be a mapping (see docs/study.md)")
@@ -196,6 +202,8 @@ def study_spec_parse(data: object) -> StudySpec:
         completion_code=_text(data, "completion_code"),
         completion_url=completion_url,
         no_consent_url=no_consent_url,
+        timed_out_code=_text(data, "timed_out_code"),
+        timed_out_url=timed_out_url,
         languages=_names(data, "languages") or ["en"],
         bots=bots,
         raw=data,
