@@ -110,7 +110,7 @@ def test_generate_report_action_runs_the_analysis_task(admin_client_, study, eag
     _check_report(report)
     page = admin_client_.get(reverse("admin:study_studyreport_change", args=[report.pk])).content.decode()
     if report.status == StudyReport.Status.DONE:
-        assert f"reports/{study.slug}-{report.pk}/report.html" in page
+        assert f'href="/staff/reports/{report.pk}/report.html"' in page  # the staff-only view, not /media/
 
 
 @pytest.mark.broker

@@ -1,0 +1,155 @@
+"""Reports hold participant data: written outside the public media, served over a real server to staff only."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+
+from study.models import StudyReport
+from tests.study.factories import make_study
+from tests.study.test_export import run_bots
+
+# The full report (random slopes, ordinal models, 100 splits) takes a minute; the wiring is what is tested here.
+FAST_REPORT = {"slopes": False, "ordinal": False, "n_splits": 10}
+PASSWORD = "a-test-password-4711"
+
+
+@pytest.fixture
+def private_dirs(settings, tmp_path):
+    from config.celery import app
+
+    settings.PRIVATE_ROOT = tmp_path / "private"
+    settings.SENDFILE_ROOT = str(settings.PRIVATE_ROOT)
+    settings.SENDFILE_BACKEND = "django_sendfile.backends.simple"
+    settings.CELERY_BROKER_URL = None
+    settings.STUDY_REPORT_OPTIONS = FAST_REPORT
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield settings.PRIVATE_ROOT
+    app.conf.task_always_eager = previous
+
+
+def _login(base: str, username: str) -> requests.Session:
+    """Sign in through the real admin login form (CSRF cookie and token, as a browser does)."""
+    session = requests.Session()
+    session.get(f"{base}/admin/login/", timeout=10)
+    response = session.post(f"{base}/admin/login/?next=/admin/", timeout=10, data={
+        "username": username, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "next": "/admin/"}, headers={"Referer": f"{base}/admin/login/"})
+    assert response.status_code == 200
+    assert "sessionid" in session.cookies, "login failed"
+    return session
+
+
+def _user(username: str, *, staff: bool, perms: tuple[str, ...] = ()):
+    user = get_user_model().objects.create_user(username, f"{username}@example.org", PASSWORD, is_staff=staff)
+    for codename in perms:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="study", codename=codename))
+    return user
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_report_files_are_private_and_reach_only_staff_with_permission(live_server, private_dirs, stimulus_set,
+                                                                       settings):
+    study = make_study(stimulus_set=stimulus_set)
+    run_bots(study, 4)
+    out = io.StringIO()
+    # The contract: the command runs the admin's report task and prints the staff URL of report.html.
+    call_command("study_report", study.slug, "--base-url", live_server.url, stdout=out)
+    report = StudyReport.objects.get(study=study)
+    assert report.status == StudyReport.Status.DONE, report.error
+    html_url = f"{live_server.url}/staff/reports/{report.pk}/report.html"
+    csv_url = f"{live_server.url}/staff/reports/{report.pk}/ratings.csv"
+    assert out.getvalue().strip().endswith(html_url)
+
+    folder = Path(settings.PRIVATE_ROOT) / report.folder
+    assert (folder / "ratings.csv").is_file() and (folder / "report.html").is_file()
+    media = Path(settings.MEDIA_ROOT)
+    assert not list(media.rglob("ratings.csv")) and not list(media.rglob("report.html"))
+    # The old public path is gone, whatever the media server.
+    assert requests.get(f"{live_server.url}/media/{report.folder}/ratings.csv", timeout=10).status_code == 404
+
+    anonymous = requests.Session()
+    for url in (html_url, csv_url):
+        response = anonymous.get(url, timeout=10, allow_redirects=False)
+        assert response.status_code == 404, url
+        assert "participant" not in response.text
+
+    _user("visitor", staff=False, perms=("view_study", "view_studyreport"))
+    _user("assistant", staff=True)  # staff, but no permission on studies
+    _user("analyst", staff=True, perms=("view_study", "view_studyreport"))
+    for name in ("visitor", "assistant"):
+        session = _login(live_server.url, name) if name == "assistant" else _force_session(live_server, name)
+        for url in (html_url, csv_url):
+            response = session.get(url, timeout=10, allow_redirects=False)
+            assert response.status_code == 403, (name, url, response.status_code)
+            assert "pseudonym" not in response.text
+
+    analyst = _login(live_server.url, "analyst")
+    csv = analyst.get(csv_url, timeout=10)
+    assert csv.status_code == 200
+    assert csv.content == (folder / "ratings.csv").read_bytes()
+    assert csv.headers["Content-Disposition"].startswith("attachment")
+    assert "no-store" in csv.headers["Cache-Control"]
+    html = analyst.get(html_url, timeout=10)
+    assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
+    # The report runs no script even if a comment smuggled one in: sandboxed, no script source.
+    policy = html.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "script-src 'none'" in policy
+    # Names outside the report's own file list are not served, traversal included.
+    for name in ("../../secret_key", "..%2F..%2Fsecret_key", "nothing.csv"):
+        assert analyst.get(f"{live_server.url}/staff/reports/{report.pk}/{name}", timeout=10).status_code == 404
+
+    # The admin links go through the staff view.
+    superuser = get_user_model().objects.create_superuser("boss", "boss@example.org", PASSWORD)
+    assert superuser.is_superuser
+    page = _login(live_server.url, "boss").get(f"{live_server.url}/admin/study/studyreport/{report.pk}/change/",
+                                                timeout=10).text
+    assert f'href="/staff/reports/{report.pk}/report.html"' in page
+    assert "/media/" not in page
+
+
+def _force_session(live_server, username: str) -> requests.Session:
+    """A signed-in non-staff user (the admin form refuses them), via a real session cookie."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=username))
+    session = requests.Session()
+    session.cookies.set("sessionid", client.cookies["sessionid"].value)
+    return session
+
+
+@pytest.mark.django_db
+def test_admin_export_leaves_no_file_behind(private_dirs, study):
+    from django.test import Client
+
+    run_bots(study, 2)
+    user = get_user_model().objects.create_superuser("admin", "a@example.org", PASSWORD)
+    client = Client()
+    client.force_login(user)
+    response = client.post("/admin/study/study/", {"action": "export_csv", "_selected_action": [study.pk]})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert body.startswith(b"study,") or b"participant" in body.splitlines()[0]
+    assert not [p for p in Path(private_dirs).rglob("*") if p.is_file()]
+
+
+@pytest.mark.django_db
+def test_export_and_report_actions_need_permission_on_participant_data(study):
+    from django.test import Client
+
+    _user("helper", staff=True, perms=("view_study", "change_study"))
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="helper"))
+    page = client.get("/admin/study/study/").content.decode()
+    assert "export_csv" not in page and "generate_report" not in page
+    response = client.post("/admin/study/study/", {"action": "export_csv", "_selected_action": [study.pk]})
+    assert response.status_code in {200, 302} and not getattr(response, "streaming", False)
