@@ -39,9 +39,17 @@ def _login(base: str, username: str) -> requests.Session:
     """Sign in through the real admin login form (CSRF cookie and token, as a browser does)."""
     session = requests.Session()
     session.get(f"{base}/admin/login/", timeout=10)
-    response = session.post(f"{base}/admin/login/?next=/admin/", timeout=10, data={
-        "username": username, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"],
-        "next": "/admin/"}, headers={"Referer": f"{base}/admin/login/"})
+    response = session.post(
+        f"{base}/admin/login/?next=/admin/",
+        timeout=10,
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{base}/admin/login/"},
+    )
     assert response.status_code == 200
     assert "sessionid" in session.cookies, "login failed"
     return session
@@ -56,8 +64,9 @@ def _user(username: str, *, staff: bool, perms: tuple[str, ...] = ()):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_report_files_are_private_and_reach_only_staff_with_permission(live_server, private_dirs, stimulus_set,
-                                                                       settings):
+def test_report_files_are_private_and_reach_only_staff_with_permission(
+    live_server, private_dirs, stimulus_set, settings
+):
     study = make_study(stimulus_set=stimulus_set)
     run_bots(study, 4)
     out = io.StringIO()
@@ -110,8 +119,11 @@ def test_report_files_are_private_and_reach_only_staff_with_permission(live_serv
     # The admin links go through the staff view.
     superuser = get_user_model().objects.create_superuser("boss", "boss@example.org", PASSWORD)
     assert superuser.is_superuser
-    page = _login(live_server.url, "boss").get(f"{live_server.url}/admin/study/studyreport/{report.pk}/change/",
-                                                timeout=10).text
+    page = (
+        _login(live_server.url, "boss")
+        .get(f"{live_server.url}/admin/study/studyreport/{report.pk}/change/", timeout=10)
+        .text
+    )
     assert f'href="/staff/reports/{report.pk}/report.html"' in page
     assert "/media/" not in page
 
