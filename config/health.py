@@ -61,8 +61,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     for name, check in checks.items():
         if not check["ok"]:
             logger.warning("healthz: %s is down: %s", name, check.get("error", ""))
-    body: dict[str, object] = {"status": "ok" if healthy else "down",
-                               **{name: "ok" if check["ok"] else "down" for name, check in checks.items()}}
+    body: dict[str, object] = {
+        "status": "ok" if healthy else "down",
+        **{name: "ok" if check["ok"] else "down" for name, check in checks.items()},
+    }
     if _is_staff(request, checks["database"]["ok"]):
         body["details"] = checks
     return JsonResponse(body, status=200 if healthy else 503)

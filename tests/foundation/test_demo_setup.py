@@ -19,8 +19,7 @@ def test_admin_account_is_created_once_and_logs_in(tmp_path) -> None:
 
     client = Client()
     # Through the real login form: the login throttle (django-axes) needs the request, as in production.
-    login = client.post("/admin/login/?next=/admin/", {"username": username, "password": password,
-                                                      "next": "/admin/"})
+    login = client.post("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
     assert login.status_code == 302, login.content[:500]
     response = client.get("/admin/")
     assert response.status_code == 200

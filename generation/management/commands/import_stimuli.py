@@ -20,11 +20,16 @@ class Command(BaseCommand):
         parser.add_argument("directory", type=Path)
         parser.add_argument("--labels", type=Path, required=True)
         parser.add_argument("--set", dest="set_name", required=True)
-        parser.add_argument("--format", dest="image_format", choices=sorted(FORMATS), default=None,
-                            help="format of a new set (default png); an existing set keeps its own")
+        parser.add_argument(
+            "--format",
+            dest="image_format",
+            choices=sorted(FORMATS),
+            default=None,
+            help="format of a new set (default png); an existing set keeps its own",
+        )
 
-    def handle(self, *args, directory: Path, labels: Path, set_name: str, image_format: str | None,
-               **options) -> None:
-        created, skipped = stimuli_import(directory=directory, labels_csv=labels, set_name=set_name,
-                                          image_format=image_format)
+    def handle(self, *args, directory: Path, labels: Path, set_name: str, image_format: str | None, **options) -> None:
+        created, skipped = stimuli_import(
+            directory=directory, labels_csv=labels, set_name=set_name, image_format=image_format
+        )
         self.stdout.write(f"set {set_name}: imported {created} images, {skipped} already there")
