@@ -115,7 +115,12 @@ class StimulusAdmin(admin.ModelAdmin):
     list_select_related = ["stimulus_set"]
     readonly_fields = ["preview", "public_id", "recipe_pretty", "descriptors_table", "provenance_pretty",
                        "recipe_id", "sha256", "width", "height", "created_at"]
-    exclude = ["recipe", "descriptors", "provenance"]
+    # Images enter a set only by rendering or import_stimuli, which store them uniformly (generation.files); an
+    # upload here would keep its own format and metadata and could tell its condition apart.
+    exclude = ["recipe", "descriptors", "provenance", "image"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     @admin.display(description="image")
     def thumbnail(self, obj: Stimulus) -> str:

@@ -163,3 +163,18 @@ def _compare_headers(base: str, stimuli: list[Stimulus], settings) -> None:
     # Only stimulus files are public under /media/; nothing else, no dot files, no folders.
     for path in ("/media/reports/x/ratings.csv", "/media/stimuli/", "/media/stimuli/.x.png.tmp", "/media/x.png"):
         assert requests.get(f"{base}{path}", timeout=10).status_code == 404, path
+
+
+@pytest.mark.django_db
+def test_the_admin_cannot_upload_a_stimulus_image_around_the_import(tmp_path, admin_client) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(folder / "a.png")
+    (tmp_path / "labels.csv").write_text("filename,condition\na.png,human-art\n")
+    call_command(
+        "import_stimuli", str(folder), "--labels", str(tmp_path / "labels.csv"), "--set", "s", stdout=io.StringIO()
+    )
+    stimulus = Stimulus.objects.get()
+    page = admin_client.get(f"/admin/generation/stimulus/{stimulus.pk}/change/").content.decode()
+    assert 'type="file"' not in page
+    assert admin_client.get("/admin/generation/stimulus/add/").status_code == 403
