@@ -81,3 +81,27 @@ def check_private_files(app_configs=None, **kwargs) -> list:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_stimulus_file_times(app_configs=None, **kwargs) -> list:
+    """Stimulus files written by older versions keep their own mtimes, which a proxy sends as Last-Modified."""
+    import os
+
+    from generation.files import STIMULI_DIR, STIMULUS_MTIME
+
+    folder = Path(settings.MEDIA_ROOT) / STIMULI_DIR
+    if not folder.is_dir():
+        return []
+    with os.scandir(folder) as entries:
+        dated = sum(1 for e in entries if e.is_file() and int(e.stat().st_mtime) != STIMULUS_MTIME)
+    if not dated:
+        return []
+    return [
+        Warning(
+            f"{dated} stimulus file(s) in {folder} carry their own modification time, which can reveal the "
+            "condition through Last-Modified.",
+            hint="Run: python manage.py make_stimuli_uniform",
+            id="project.W002",
+        )
+    ]

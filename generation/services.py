@@ -28,7 +28,14 @@ from PIL import Image, UnidentifiedImageError
 from config.errors import SetupError
 from generation.classes import class_name
 from generation.descriptors import describe
-from generation.files import DEFAULT_FORMAT, FORMATS, STIMULI_DIR, normalize_image, write_stimulus_file
+from generation.files import (
+    DEFAULT_FORMAT,
+    FORMATS,
+    STIMULI_DIR,
+    STIMULUS_MTIME,
+    normalize_image,
+    write_stimulus_file,
+)
 from generation.generators import BIGGAN_PRETRAINED, GeneratorAdapter
 from generation.models import RenderJob, Stimulus, StimulusSet
 from generation.pipeline import RenderedImage, configure_torch, pick_device, render
@@ -421,3 +428,37 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
         existing.add(recipe_id)
         created += 1
     return created, skipped
+
+
+def stimuli_make_uniform(*, stimulus_sets: list[StimulusSet]) -> tuple[int, int]:
+    """Bring files stored by older versions to today's rules; returns (re-encoded, re-dated).
+
+    Imported images are re-encoded to their set's format without metadata (name: token + the set's extension);
+    every stimulus file gets the constant mtime. Rendered PNGs already carry no metadata; their bytes stay.
+    """
+    media = Path(settings.MEDIA_ROOT)
+    encoded_count = dated = 0
+    for stimulus_set in stimulus_sets:
+        for stimulus in stimulus_set.stimuli.exclude(image=""):
+            path = media / stimulus.image.name
+            if not path.is_file():
+                continue
+            if stimulus_set.source == StimulusSet.Source.IMPORTED:
+                data = path.read_bytes()
+                encoded = normalize_image(data, image_format=stimulus_set.image_format)
+                name = f"{STIMULI_DIR}/{stimulus.public_id}.{encoded.extension}"
+                if name != stimulus.image.name or encoded.data != data:
+                    write_stimulus_file(media / name, encoded.data)
+                    provenance = {"original_sha256": stimulus.sha256, **stimulus.provenance,
+                                  **{f"original_{k}": v for k, v in encoded.original.items()
+                                     if f"original_{k}" not in stimulus.provenance}}
+                    Stimulus.objects.filter(pk=stimulus.pk).update(image=name, sha256=encoded.sha256,
+                                                                   provenance=provenance)
+                    if name != stimulus.image.name:
+                        path.unlink()
+                    encoded_count += 1
+                    continue
+            if int(path.stat().st_mtime) != STIMULUS_MTIME:
+                os.utime(path, (STIMULUS_MTIME, STIMULUS_MTIME))
+                dated += 1
+    return encoded_count, dated

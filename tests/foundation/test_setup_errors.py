@@ -42,9 +42,10 @@ def test_unreachable_broker_gives_one_line() -> None:
     assert "cannot reach the Celery broker at redis://127.0.0.1:1/0" in lines[0]
 
 
-def test_production_settings_pass_check_deploy() -> None:
+def test_production_settings_pass_check_deploy(tmp_path) -> None:
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING",
+        MEDIA_ROOT=str(tmp_path / "media"),  # the worktree's var/media may hold files of other tests
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(64),
         PSEUDONYM_KEY=secrets.token_urlsafe(64),

@@ -178,3 +178,43 @@ def test_the_admin_cannot_upload_a_stimulus_image_around_the_import(tmp_path, ad
     page = admin_client.get(f"/admin/generation/stimulus/{stimulus.pk}/change/").content.decode()
     assert 'type="file"' not in page
     assert admin_client.get("/admin/generation/stimulus/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_make_stimuli_uniform_fixes_files_of_older_versions(tmp_path, settings) -> None:
+    from config.checks import check_private_files, check_stimulus_file_times
+
+    media = Path(settings.MEDIA_ROOT)
+    (media / "stimuli").mkdir(parents=True)
+    # As an older import stored it: the source bytes, extension and metadata, and a fresh mtime.
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "neural-style (Gatys) VGG19")
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(media / "stimuli" / "tok1.jpg", format="JPEG")
+    Image.new("RGB", (8, 8), (7, 7, 7)).save(media / "stimuli" / "tok2.png", format="PNG", pnginfo=info)
+    stimulus_set = StimulusSet.objects.create(name="old", source=StimulusSet.Source.IMPORTED)
+    for token, condition, suffix in (("tok1", "human-art", "jpg"), ("tok2", "style-transfer", "png")):
+        Stimulus.objects.create(
+            stimulus_set=stimulus_set,
+            public_id=token,
+            condition=condition,
+            recipe_id=token,
+            image=f"stimuli/{token}.{suffix}",
+            sha256="old",
+        )
+    (media / "reports" / "example-1").mkdir(parents=True)
+    (media / "reports" / "example-1" / "ratings.csv").write_text("participant\n")
+    assert [w.id for w in check_stimulus_file_times()] == ["project.W002"]
+    assert [w.id for w in check_private_files()] == ["project.W001"]
+
+    out = io.StringIO()
+    call_command("make_stimuli_uniform", stdout=out)
+    assert "re-encoded 2 imported image(s)" in out.getvalue()
+    names = sorted(Stimulus.objects.values_list("image", flat=True))
+    assert names == ["stimuli/tok1.png", "stimuli/tok2.png"]
+    assert not (media / "stimuli" / "tok1.jpg").exists()
+    for name in names:
+        data = (media / name).read_bytes()
+        assert png_chunks(data) == ["IHDR", "IDAT", "IEND"] and b"neural-style" not in data
+    assert check_stimulus_file_times() == []
+    call_command("make_stimuli_uniform", "old", stdout=(again := io.StringIO()))
+    assert "re-encoded 0 imported image(s), re-dated 0 file(s)" in again.getvalue()
