@@ -10,6 +10,7 @@ import requests
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.test import Client
 
 from study.models import StudyReport
 from tests.study.factories import make_study
@@ -165,3 +166,20 @@ def test_export_and_report_actions_need_permission_on_participant_data(study):
     assert "export_csv" not in page and "generate_report" not in page
     response = client.post("/admin/study/study/", {"action": "export_csv", "_selected_action": [study.pk]})
     assert response.status_code in {200, 302} and not getattr(response, "streaming", False)
+
+
+@pytest.mark.django_db
+def test_behind_nginx_the_view_answers_with_x_accel_redirect(private_dirs, settings, study, admin_client):
+    settings.SENDFILE_BACKEND = "django_sendfile.backends.nginx"
+    settings.SENDFILE_URL = "/private-files"
+    report = StudyReport.objects.create(
+        study=study, status=StudyReport.Status.DONE, folder=f"reports/{study.slug}-9", files=["ratings.csv"]
+    )
+    folder = Path(private_dirs) / report.folder
+    folder.mkdir(parents=True)
+    (folder / "ratings.csv").write_text("participant,response\n")
+    response = admin_client.get(f"/staff/reports/{report.pk}/ratings.csv")
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"] == f"/private-files/reports/{study.slug}-9/ratings.csv"
+    assert response.content == b""  # nginx sends the bytes from its internal location
+    assert Client().get(f"/staff/reports/{report.pk}/ratings.csv").status_code == 404
