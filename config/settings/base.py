@@ -63,9 +63,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-# The calm pages for a crash or a database outage (config/errors_views.py); handler500 in config/urls.py.
 # A calm page for participants whose form went stale (e.g. after a long break), not Django's debug 403.
 CSRF_FAILURE_VIEW = "study.views.csrf_failure"
+# A crash or a database outage gets a calm page too: handler500 in config/urls.py (config/error_views.py).
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -127,7 +127,7 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 # Private files: reports and exports hold participant data, so they never go under MEDIA_ROOT (which is
-# public); staff read them only through config.private_files, which checks permissions and hands the file to
+# public); staff read them only through study.staff_views, which checks permissions and hands the file to
 # django-sendfile2: "simple" streams it from Django, "nginx" answers with X-Accel-Redirect to SENDFILE_URL.
 PRIVATE_ROOT = Path(env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private")))
 SENDFILE_ROOT = str(PRIVATE_ROOT)
