@@ -19,10 +19,35 @@ from tests.study.test_export import run_bots
 # The full report (random slopes, ordinal models, 100 splits) takes a minute; the wiring is what is tested here.
 FAST_REPORT = {"slopes": False, "ordinal": False, "n_splits": 10}
 PASSWORD = "a-test-password-4711"
+TIMEOUT = 30  # the machine may be busy; the test server runs in this process
+
+
+class Visitor:
+    """Keeps cookies as a browser does, with a fresh connection per request: the test server's keep-alive
+    handling (Django's development server) is not what is under test, and under load it drops reused ones."""
+
+    def __init__(self) -> None:
+        self.cookies = requests.cookies.RequestsCookieJar()
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        with requests.Session() as session:
+            session.cookies.update(self.cookies)
+            response = session.request(method, url, timeout=TIMEOUT, **kwargs)
+            self.cookies.update(session.cookies)
+        return response
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        return self.request("GET", url, allow_redirects=False, **kwargs)
+
+
+def _session() -> Visitor:
+    return Visitor()
 
 
 @pytest.fixture
 def private_dirs(settings, tmp_path):
+    from django_sendfile.utils import _get_sendfile
+
     from config.celery import app
 
     settings.PRIVATE_ROOT = tmp_path / "private"
@@ -32,17 +57,20 @@ def private_dirs(settings, tmp_path):
     settings.STUDY_REPORT_OPTIONS = FAST_REPORT
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
+    _get_sendfile.cache_clear()  # django-sendfile2 caches the backend for the process
     yield settings.PRIVATE_ROOT
+    _get_sendfile.cache_clear()
     app.conf.task_always_eager = previous
 
 
-def _login(base: str, username: str) -> requests.Session:
+def _login(base: str, username: str) -> Visitor:
     """Sign in through the real admin login form (CSRF cookie and token, as a browser does)."""
-    session = requests.Session()
-    session.get(f"{base}/admin/login/", timeout=10)
-    response = session.post(
+    session = _session()
+    session.get(f"{base}/admin/login/")
+    response = session.request(
+        "POST",
         f"{base}/admin/login/?next=/admin/",
-        timeout=10,
+        allow_redirects=False,
         data={
             "username": username,
             "password": PASSWORD,
@@ -51,7 +79,7 @@ def _login(base: str, username: str) -> requests.Session:
         },
         headers={"Referer": f"{base}/admin/login/"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 302, response.text[:300]
     assert "sessionid" in session.cookies, "login failed"
     return session
 
@@ -84,11 +112,11 @@ def test_report_files_are_private_and_reach_only_staff_with_permission(
     media = Path(settings.MEDIA_ROOT)
     assert not list(media.rglob("ratings.csv")) and not list(media.rglob("report.html"))
     # The old public path is gone, whatever the media server.
-    assert requests.get(f"{live_server.url}/media/{report.folder}/ratings.csv", timeout=10).status_code == 404
+    assert _session().get(f"{live_server.url}/media/{report.folder}/ratings.csv").status_code == 404
 
-    anonymous = requests.Session()
+    anonymous = _session()
     for url in (html_url, csv_url):
-        response = anonymous.get(url, timeout=10, allow_redirects=False)
+        response = anonymous.get(url)
         assert response.status_code == 404, url
         assert "participant" not in response.text
 
@@ -98,44 +126,40 @@ def test_report_files_are_private_and_reach_only_staff_with_permission(
     for name in ("visitor", "assistant"):
         session = _login(live_server.url, name) if name == "assistant" else _force_session(live_server, name)
         for url in (html_url, csv_url):
-            response = session.get(url, timeout=10, allow_redirects=False)
+            response = session.get(url)
             assert response.status_code == 403, (name, url, response.status_code)
             assert "pseudonym" not in response.text
 
     analyst = _login(live_server.url, "analyst")
-    csv = analyst.get(csv_url, timeout=10)
+    csv = analyst.get(csv_url)
     assert csv.status_code == 200
     assert csv.content == (folder / "ratings.csv").read_bytes()
     assert csv.headers["Content-Disposition"].startswith("attachment")
     assert "no-store" in csv.headers["Cache-Control"]
-    html = analyst.get(html_url, timeout=10)
+    html = analyst.get(html_url)
     assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
     # The report runs no script even if a comment smuggled one in: sandboxed, no script source.
     policy = html.headers["Content-Security-Policy"]
     assert "sandbox" in policy and "script-src 'none'" in policy
     # Names outside the report's own file list are not served, traversal included.
     for name in ("../../secret_key", "..%2F..%2Fsecret_key", "nothing.csv"):
-        assert analyst.get(f"{live_server.url}/staff/reports/{report.pk}/{name}", timeout=10).status_code == 404
+        assert analyst.get(f"{live_server.url}/staff/reports/{report.pk}/{name}").status_code == 404
 
     # The admin links go through the staff view.
     superuser = get_user_model().objects.create_superuser("boss", "boss@example.org", PASSWORD)
     assert superuser.is_superuser
-    page = (
-        _login(live_server.url, "boss")
-        .get(f"{live_server.url}/admin/study/studyreport/{report.pk}/change/", timeout=10)
-        .text
-    )
+    page = _login(live_server.url, "boss").get(f"{live_server.url}/admin/study/studyreport/{report.pk}/change/").text
     assert f'href="/staff/reports/{report.pk}/report.html"' in page
     assert "/media/" not in page
 
 
-def _force_session(live_server, username: str) -> requests.Session:
+def _force_session(live_server, username: str) -> Visitor:
     """A signed-in non-staff user (the admin form refuses them), via a real session cookie."""
     from django.test import Client
 
     client = Client()
     client.force_login(get_user_model().objects.get(username=username))
-    session = requests.Session()
+    session = _session()
     session.cookies.set("sessionid", client.cookies["sessionid"].value)
     return session
 
