@@ -30,6 +30,8 @@ PY
 
 case "$role" in
   web)
+    # Refuse to serve with placeholder or shared keys (config/checks.py): Error-level deployment checks.
+    python manage.py check --deploy --fail-level ERROR
     wait_for_database
     python manage.py migrate --no-input
     exec gunicorn config.wsgi:application \

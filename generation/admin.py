@@ -24,12 +24,16 @@ from generation.spec import parse_spec
 def _thumbnail(stimulus: Stimulus, size: int = 64) -> str:
     if not stimulus.image:
         return "—"
-    return format_html('<img src="{}" width="{}" height="{}" style="image-rendering:auto" alt="">',
+    return format_html('<img src="{}" width="{}" height="{}" alt="">',
                        stimulus.image.url, size, size)
 
 
 def _pretty_json(value: object) -> str:
-    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    return format_html('<pre class="pretty-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True))
+
+
+class ProjectStyles:
+    css = {"all": ["generation/admin.css"]}
 
 
 @admin.register(StimulusSet)
@@ -43,6 +47,7 @@ class StimulusSetAdmin(admin.ModelAdmin):
     actions = ["render_again"]
 
     class Media:
+        css = ProjectStyles.css
         js = ["generation/build_state.js"]
 
     @admin.display(description="build")
@@ -112,7 +117,7 @@ class StimulusSetAdmin(admin.ModelAdmin):
     @admin.display(description="weights")
     def weights(self, obj: StimulusSet) -> str:
         if obj.untrained:
-            return format_html('<strong style="color:#ba2121">{}</strong>', UNTRAINED_LABEL)
+            return format_html('<strong class="untrained-label">{}</strong>', UNTRAINED_LABEL)
         return obj.weights_sha256[:12] or "—"
 
     @admin.display(description="design file")
@@ -197,6 +202,7 @@ class ClassIndexFilter(admin.SimpleListFilter):
 
 @admin.register(Stimulus)
 class StimulusAdmin(admin.ModelAdmin):
+    Media = ProjectStyles
     list_display = ["thumbnail", "public_id", "stimulus_set", "condition", "class_index", "class_name", "seed",
                     "epsilon", "draw"]
     list_filter = ["stimulus_set", "condition", ClassIndexFilter, "draw"]
@@ -204,7 +210,12 @@ class StimulusAdmin(admin.ModelAdmin):
     list_select_related = ["stimulus_set"]
     readonly_fields = ["preview", "public_id", "recipe_pretty", "descriptors_table", "provenance_pretty",
                        "recipe_id", "sha256", "width", "height", "created_at"]
-    exclude = ["recipe", "descriptors", "provenance"]
+    # Images enter a set only by rendering or import_stimuli, which store them uniformly (generation.files); an
+    # upload here would keep its own format and metadata and could tell its condition apart.
+    exclude = ["recipe", "descriptors", "provenance", "image"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     @admin.display(description="image")
     def thumbnail(self, obj: Stimulus) -> str:

@@ -17,6 +17,8 @@ class BuildStatus(models.TextChoices):
     PLANNING = "planning", "Planning"
     RENDERING = "rendering", "Rendering"
     FAILED = "failed", "Failed"
+# One format per set (generation.files.FORMATS): a file type must not tell conditions apart.
+IMAGE_FORMATS = [("png", "PNG"), ("webp", "WebP (lossless)")]
 
 
 class StimulusSet(models.Model):
@@ -38,6 +40,10 @@ class StimulusSet(models.Model):
         help_text="A set made from an uploaded design file: planning, then rendering (progress in its render jobs).",
     )
     build_error = models.TextField(blank=True, help_text="Why planning the uploaded design failed.")
+    image_format = models.CharField(
+        max_length=8, choices=IMAGE_FORMATS, default="png",
+        help_text="Every image of the set is stored in this one format, without metadata (blinding).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from generation.descriptors import describe, png_bytes
+from generation.files import write_stimulus_file
 from generation.generators import GeneratorAdapter
 from generation.perturbation import perturbed
 from generation.recipes import Recipe
-from generation.weights import atomic_write_bytes
 
 
 @dataclass
@@ -64,7 +64,7 @@ def encode_image(recipe: Recipe, rgb: np.ndarray, destination: Path) -> Rendered
     if recipe.size and recipe.size != rgb.shape[0]:
         rgb = np.asarray(Image.fromarray(rgb, "RGB").resize((recipe.size, recipe.size), Image.Resampling.LANCZOS))
     data = png_bytes(rgb)
-    atomic_write_bytes(destination, data)
+    write_stimulus_file(destination, data)
     return RenderedImage(recipe=recipe, path=destination, sha256=hashlib.sha256(data).hexdigest(),
                          width=rgb.shape[1], height=rgb.shape[0], descriptors=describe(rgb, png_size=len(data)))
 

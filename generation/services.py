@@ -28,6 +28,14 @@ from config.errors import SetupError
 from generation.atomic_files import atomic_write_bytes
 from generation.classes import class_name
 from generation.effects import refuse_identical_conditions
+from generation.files import (
+    DEFAULT_FORMAT,
+    FORMATS,
+    STIMULI_DIR,
+    STIMULUS_MTIME,
+    normalize_image,
+    write_stimulus_file,
+)
 from generation.latents import check_against_model as check_latents_against_model
 from generation.latents import stimulus_inputs
 from generation.models import RenderJob, Stimulus, StimulusSet
@@ -46,7 +54,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNTRAINED_LABEL = "untrained random weights — demo only"
-STIMULI_DIR = "stimuli"
 MANIFEST_COLUMNS = ["stimulus_id", "condition", "class_index", "class_name", "seed", "epsilon", "draw", "path",
                     "sha256", "width", "height", "recipe_id"]
 DESCRIPTOR_KEYS = ["colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density",
@@ -415,13 +422,19 @@ def _blank(value: Any) -> Any:
 IMPORT_FIELDS = {"filename", "condition"}
 
 
-def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str) -> tuple[int, int]:
+def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
+                   image_format: str | None = None) -> tuple[int, int]:
     """Import external images as stimuli of a set; returns (created, already there). All rows are
-    checked (columns, files, readable images) before anything is written."""
-    import numpy as np
+    checked (columns, files, readable images) before anything is written.
+
+    Every image is re-encoded to the set's one format (generation.files.normalize_image): no metadata, no source
+    extension in the URL; the original file name and hash stay in the database (recipe, provenance) only.
+    """
 
     from generation.descriptors import describe
 
+    if image_format is not None and image_format not in FORMATS:
+        raise SetupError(f"unknown image format {image_format!r}; use one of {', '.join(FORMATS)}")
     try:
         with labels_csv.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -444,7 +457,7 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str) -> tuple
             try:
                 with Image.open(path) as image:
                     image.verify()
-            except (UnidentifiedImageError, OSError) as exc:
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
                 problems.append(f"line {number}: {path.name} is not a readable image ({exc})")
     if not rows:
         problems.append("no rows")
@@ -452,9 +465,12 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str) -> tuple
         raise SetupError(f"cannot import {labels_csv}: {'; '.join(problems[:5])}"
                          + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""))
     stimulus_set, _ = StimulusSet.objects.get_or_create(
-        name=set_name, defaults={"source": StimulusSet.Source.IMPORTED, "description": f"imported from {directory}"})
+        name=set_name, defaults={"source": StimulusSet.Source.IMPORTED, "description": f"imported from {directory}",
+                                 "image_format": image_format or DEFAULT_FORMAT})
     if stimulus_set.source != StimulusSet.Source.IMPORTED:
         raise SetupError(f"set {set_name!r} holds rendered stimuli; import into another set")
+    if image_format is not None and image_format != stimulus_set.image_format:
+        raise SetupError(f"set {set_name!r} stores {stimulus_set.image_format} images; one set has one format")
     existing = set(stimulus_set.stimuli.values_list("recipe_id", flat=True))
     media = Path(settings.MEDIA_ROOT)
     created = skipped = 0
@@ -466,19 +482,55 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str) -> tuple
         if recipe_id in existing:
             skipped += 1
             continue
-        with Image.open(io.BytesIO(data)) as image:
-            rgb = np.asarray(image.convert("RGB"))
+        encoded = normalize_image(data, image_format=stimulus_set.image_format)
         token = stimulus_token(set_name, recipe_id)
-        name = f"{STIMULI_DIR}/{token}{Path(row['filename']).suffix.lower()}"
-        atomic_write_bytes(media / name, data)
+        name = f"{STIMULI_DIR}/{token}.{encoded.extension}"
+        write_stimulus_file(media / name, encoded.data)
         labels = {k: v for k, v in row.items() if k not in IMPORT_FIELDS and k is not None}
         index = row.get("class_index")
         Stimulus.objects.create(
             stimulus_set=stimulus_set, public_id=token, condition=row["condition"],
             class_index=int(index) if index not in (None, "") and str(index).strip().isdigit() else None,
-            class_name=row.get("class_name") or "", recipe=recipe, recipe_id=recipe_id, image=name, sha256=sha,
-            width=rgb.shape[1], height=rgb.shape[0], descriptors=describe(rgb), labels=labels,
+            class_name=row.get("class_name") or "", recipe=recipe, recipe_id=recipe_id, image=name,
+            sha256=encoded.sha256, width=encoded.rgb.shape[1], height=encoded.rgb.shape[0],
+            descriptors=describe(encoded.rgb), labels=labels,
+            provenance={"source": "import", "original_file": row["filename"], "original_sha256": sha,
+                        **{f"original_{k}": v for k, v in encoded.original.items()}},
         )
         existing.add(recipe_id)
         created += 1
     return created, skipped
+
+
+def stimuli_make_uniform(*, stimulus_sets: list[StimulusSet]) -> tuple[int, int]:
+    """Bring files stored by older versions to today's rules; returns (re-encoded, re-dated).
+
+    Imported images are re-encoded to their set's format without metadata (name: token + the set's extension);
+    every stimulus file gets the constant mtime. Rendered PNGs already carry no metadata; their bytes stay.
+    """
+    media = Path(settings.MEDIA_ROOT)
+    encoded_count = dated = 0
+    for stimulus_set in stimulus_sets:
+        for stimulus in stimulus_set.stimuli.exclude(image=""):
+            path = media / stimulus.image.name
+            if not path.is_file():
+                continue
+            if stimulus_set.source == StimulusSet.Source.IMPORTED:
+                data = path.read_bytes()
+                encoded = normalize_image(data, image_format=stimulus_set.image_format)
+                name = f"{STIMULI_DIR}/{stimulus.public_id}.{encoded.extension}"
+                if name != stimulus.image.name or encoded.data != data:
+                    write_stimulus_file(media / name, encoded.data)
+                    provenance = {"original_sha256": stimulus.sha256, **stimulus.provenance,
+                                  **{f"original_{k}": v for k, v in encoded.original.items()
+                                     if f"original_{k}" not in stimulus.provenance}}
+                    Stimulus.objects.filter(pk=stimulus.pk).update(image=name, sha256=encoded.sha256,
+                                                                   provenance=provenance)
+                    if name != stimulus.image.name:
+                        path.unlink()
+                    encoded_count += 1
+                    continue
+            if int(path.stat().st_mtime) != STIMULUS_MTIME:
+                os.utime(path, (STIMULUS_MTIME, STIMULUS_MTIME))
+                dated += 1
+    return encoded_count, dated

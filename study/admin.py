@@ -24,6 +24,7 @@ from study.models import (
     StudyReport,
     Trial,
 )
+from study.private_files import EXPORTS_DIR, can_read_study_files, private_root, report_file_url
 
 DESIGN_FIELDS = ["stimulus_sets", "conditions", "layout", "between_factor", "trials_per_participant", "practice_trials",
                  "attention_checks", "max_run_length"]
@@ -80,8 +81,9 @@ class StudyAdmin(admin.ModelAdmin):
                                            "trials_per_participant", "practice_trials", "attention_checks",
                                            "max_run_length", "allocation"]}),
         ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
-                                    "no_consent_url", "anonymous_entry", "languages", "time_limit_minutes",
-                                    "screen_out_after", "screen_out_code", "screen_out_url_template"]}),
+                                    "no_consent_url", "timed_out_code", "timed_out_url", "anonymous_entry",
+                                    "languages", "time_limit_minutes", "screen_out_after", "screen_out_code",
+                                    "screen_out_url_template"]}),
         ("Record", {"classes": ["collapse"], "fields": ["pilot_token", "published_at", "created_at", "updated_at"]}),
     ]
     actions = [
@@ -192,21 +194,32 @@ class StudyAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one study to export.", messages.WARNING)
             return None
         study = queryset.get()
-        path = Path(tempfile.mkdtemp(prefix="export-")) / f"{study.slug}-ratings{suffix}"
+        # Participant data: written under PRIVATE_ROOT, never the public media, and unlinked once opened, so
+        # nothing is left behind after the download.
+        folder = private_root() / EXPORTS_DIR
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = Path(tempfile.mkdtemp(prefix=f"{study.slug}-", dir=folder)) / f"{study.slug}-ratings{suffix}"
         rows = services.ratings_export(study=study, path=path)
         operations.audit_record(action=AuditEntry.Action.EXPORT, study=study, actor=request.user, rows=rows,
                                 detail={"format": suffix.lstrip(".")})
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+        handle = path.open("rb")
+        path.unlink()
+        path.parent.rmdir()
+        return FileResponse(handle, as_attachment=True, filename=path.name)
 
-    @admin.action(description="Export ratings (CSV, long format)")
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """Exports and reports are participant data: the same permissions as reading report files."""
+        return can_read_study_files(user=request.user, study=None)
+
+    @admin.action(description="Export ratings (CSV, long format)", permissions=["export"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Study]):
         return self._export(request, queryset, ".csv")
 
-    @admin.action(description="Export ratings (Parquet)")
+    @admin.action(description="Export ratings (Parquet)", permissions=["export"])
     def export_parquet(self, request: HttpRequest, queryset: QuerySet[Study]):
         return self._export(request, queryset, ".parquet")
 
-    @admin.action(description="Generate report (analysis, runs as a Celery task)")
+    @admin.action(description="Generate report (analysis, runs as a Celery task)", permissions=["export"])
     def generate_report(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             try:
@@ -358,10 +371,8 @@ class StudyReportAdmin(ReadOnlyAdmin):
     def file_links(self, report: StudyReport) -> str:
         if not report.files:
             return "-"
-        from django.conf import settings
-
-        base = settings.MEDIA_URL if settings.MEDIA_URL.startswith("/") else "/" + settings.MEDIA_URL
+        # Through the staff-only view: the files hold participant data and are not under the public media.
         files = sorted(report.files, key=lambda name: (name not in REPORT_FIRST, name))
         return format_html("<ul>{}</ul>", format_html_join(
-            "", '<li><a href="{}{}/{}" target="_blank">{}</a></li>',
-            ((base, report.folder, name, name) for name in files)))
+            "", '<li><a href="{}" target="_blank" rel="noopener">{}</a></li>',
+            ((report_file_url(report=report, name=name), name) for name in files)))

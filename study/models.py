@@ -93,6 +93,14 @@ class Study(models.Model):
         help_text="Let people in without a recruitment id (demos, class tests). Off: a live study's link needs "
                   "PROLIFIC_PID or pid, so one client cannot fill the quota with anonymous visits.",
     )
+    timed_out_code = models.CharField(
+        max_length=64, blank=True, help_text="Code for participants released as returned / timed out."
+    )
+    timed_out_url = models.CharField(
+        max_length=500, blank=True,
+        help_text="Where released participants are sent back to; {code} becomes the timed-out code. Empty: the "
+        "completion URL template with the timed-out code.",
+    )
     languages = models.JSONField(default=list, blank=True)
     pilot_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     assignment_serial = models.PositiveBigIntegerField(
@@ -118,6 +126,15 @@ class Study(models.Model):
     @property
     def screen_out_url(self) -> str:
         return self.screen_out_url_template.replace("{code}", self.screen_out_code)
+
+    @property
+    def timed_out_return_url(self) -> str:
+        """The return link of a released participant: never the no-consent one (Prolific tells them apart)."""
+        if self.timed_out_url:
+            return self.timed_out_url.replace("{code}", self.timed_out_code)
+        if self.timed_out_code and self.completion_url_template:
+            return self.completion_url_template.replace("{code}", self.timed_out_code)
+        return ""
 
 
 class RatingDimension(models.Model):
@@ -284,7 +301,7 @@ class StudyReport(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reports")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     options = models.JSONField(default=dict, blank=True, help_text="Keyword options of analysis.build_report.")
-    folder = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
+    folder = models.CharField(max_length=300, blank=True, help_text="Relative to PRIVATE_ROOT (never public).")
     files = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)

@@ -427,6 +427,8 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.screen_out_code = spec.screen_out_code
         study.screen_out_url_template = spec.screen_out_url
         study.anonymous_entry = spec.anonymous_entry
+        study.timed_out_code = spec.timed_out_code
+        study.timed_out_url = spec.timed_out_url
         study.languages = spec.languages
         study.source = spec.raw
         study.save()

@@ -19,6 +19,7 @@ TOP_KEYS = {
     "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
     "time_limit_minutes", "screen_out_after", "screen_out_code", "screen_out_url",
     "anonymous_entry",
+    "timed_out_code", "timed_out_url",
 }
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
@@ -67,6 +68,8 @@ class StudySpec:
     screen_out_code: str = ""
     screen_out_url: str = ""
     anonymous_entry: bool = False
+    timed_out_code: str = ""
+    timed_out_url: str = ""
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -204,6 +207,9 @@ def study_spec_parse(data: object) -> StudySpec:
     screen_out_url = _text(data, "screen_out_url")
     if screen_out_url and not screen_out_url.startswith(("https://", "http://")):
         raise _fail("screen_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
+    timed_out_url = _text(data, "timed_out_url")
+    if timed_out_url and not timed_out_url.startswith(("https://", "http://")):
+        raise _fail("timed_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
     bots = data.get("bots") or {}
     if not isinstance(bots, dict):
         raise _fail("bots", "must be a mapping (see docs/study.md)")
@@ -232,6 +238,8 @@ def study_spec_parse(data: object) -> StudySpec:
         screen_out_code=_text(data, "screen_out_code"),
         screen_out_url=screen_out_url,
         anonymous_entry=_flag(data, "anonymous_entry"),
+        timed_out_code=_text(data, "timed_out_code"),
+        timed_out_url=timed_out_url,
         languages=_languages(data),
         bots=bots,
         raw=data,

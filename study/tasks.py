@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
 from study import services
 from study.models import StudyReport
+from study.private_files import private_root, report_folder
 
 
 @shared_task(name="study.build_report")
 def study_report_build(report_id: int) -> str:
-    """Export the study's ratings and run `analysis.build_report` on them; files land in MEDIA_ROOT/reports/."""
+    """Export the study's ratings and run `analysis.build_report` on them.
+
+    The files hold participant data, so they land in PRIVATE_ROOT/reports/, which only staff read (study.staff_views).
+    """
     report = StudyReport.objects.select_related("study").get(pk=report_id)
     StudyReport.objects.filter(pk=report_id).update(status=StudyReport.Status.RUNNING)
-    folder = Path("reports") / f"{report.study.slug}-{report.pk}"
-    out_dir = Path(settings.MEDIA_ROOT) / folder
+    folder = report_folder(report=report)
+    out_dir = private_root() / folder
     try:
         from analysis import build_report  # the analysis package is optional for the survey itself
 
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ratings_file = out_dir / "ratings.csv"
         services.ratings_export(study=report.study, path=ratings_file)
         # The report reads exactly the file a researcher would download, so both always agree.
@@ -36,7 +38,7 @@ def study_report_build(report_id: int) -> str:
         return "failed"
     files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
     StudyReport.objects.filter(pk=report_id).update(
-        status=StudyReport.Status.DONE, folder=str(folder), files=files, finished_at=timezone.now(), error=""
+        status=StudyReport.Status.DONE, folder=folder, files=files, finished_at=timezone.now(), error=""
     )
     return "done"
 

@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_ratelimit",
+    "axes",
+    "csp",
+    "django_sendfile",
     "config",
     "generation",
     "study",
@@ -57,11 +60,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
 # A calm page for participants whose form went stale (e.g. after a long break), not Django's debug 403.
 CSRF_FAILURE_VIEW = "study.views.csrf_failure"
+# A crash or a database outage gets a calm page too: handler500 in config/urls.py (config/error_views.py).
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -130,6 +137,13 @@ STORAGES = {
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
+# Private files: reports and exports hold participant data, so they never go under MEDIA_ROOT (which is
+# public); staff read them only through study.staff_views, which checks permissions and hands the file to
+# django-sendfile2: "simple" streams it from Django, "nginx" answers with X-Accel-Redirect to SENDFILE_URL.
+PRIVATE_ROOT = Path(env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private")))
+SENDFILE_ROOT = str(PRIVATE_ROOT)
+SENDFILE_BACKEND = env.str("SENDFILE_BACKEND", default="django_sendfile.backends.simple")
+SENDFILE_URL = env.str("SENDFILE_URL", default="/private-files")
 
 # Celery: with no broker URL, tasks run eagerly in the calling process.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or None
@@ -164,6 +178,37 @@ SILENCED_SYSTEM_CHECKS = [
 if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
     # Local runs: one process, so a per-process cache counts exactly. Production settings undo this (Redis).
     SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one user name from one
+# address, that pair is locked for AXES_COOLOFF_HOURS; other addresses can still log in as that user.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # lockouts are still logged; this drops the start-up banner from every command
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The same client address as the participant rate limits (REMOTE_ADDR, or STUDY_CLIENT_IP_HEADER behind a proxy).
+AXES_CLIENT_IP_CALLABLE = "study.throttle.client_ip"
+
+# Content-Security-Policy (django-csp): only this site's own scripts, styles and images, no inline code, no
+# framing. Participant templates keep their scripts and styles in static files for this reason.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 # Study: the key that turns recruitment ids into pseudonyms (keyed hash).
 PSEUDONYM_KEY = env.str("PSEUDONYM_KEY", default="") or SECRET_KEY
@@ -174,4 +219,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes logs every successful login at INFO; lockouts and failures stay visible at WARNING.
+    "loggers": {"axes": {"level": env.str("AXES_LOG_LEVEL", default="WARNING")}},
 }

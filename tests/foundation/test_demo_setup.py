@@ -18,7 +18,9 @@ def test_admin_account_is_created_once_and_logs_in(tmp_path) -> None:
     assert again == (username, password, False)
 
     client = Client()
-    assert client.login(username=username, password=password)
+    # Through the real login form: the login throttle (django-axes) needs the request, as in production.
+    login = client.post("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
+    assert login.status_code == 302, login.content[:500]
     response = client.get("/admin/")
     assert response.status_code == 200
     assert b"Site administration" in response.content

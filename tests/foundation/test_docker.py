@@ -60,6 +60,19 @@ def test_named_volumes_for_database_and_media(compose: dict) -> None:
     assert any(volume.startswith("media:") for volume in compose["services"]["web"]["volumes"])
 
 
+def test_private_files_have_their_own_volume_outside_media(compose: dict) -> None:
+    """Reports (participant data) must survive a redeploy and never sit under the public media tree."""
+    mounts = dict(v.split(":", 1) for v in compose["services"]["web"]["volumes"])
+    assert mounts["private"] == "/data/private" and not mounts["private"].startswith(mounts["media"])
+    assert dict(v.split(":", 1) for v in compose["services"]["worker"]["volumes"])["private"] == "/data/private"
+    assert "PRIVATE_ROOT=/data/private" in (DOCKER / "Dockerfile").read_text()
+
+
+def test_web_refuses_to_start_with_placeholder_keys() -> None:
+    web = (DOCKER / "entrypoint.sh").read_text().split("  web)")[1].split(";;")[0]
+    assert web.index("check --deploy --fail-level ERROR") < web.index("gunicorn")
+
+
 def test_web_runs_migrations_and_gunicorn() -> None:
     script = (DOCKER / "entrypoint.sh").read_text()
     web = script.split("  web)")[1].split(";;")[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 
@@ -41,17 +42,60 @@ def test_unreachable_broker_gives_one_line() -> None:
     assert "cannot reach the Celery broker at redis://127.0.0.1:1/0" in lines[0]
 
 
-def test_production_settings_pass_check_deploy() -> None:
+def test_production_settings_pass_check_deploy(tmp_path) -> None:
     result = run_manage(
         "check", "--deploy", "--fail-level", "WARNING",
+        MEDIA_ROOT=str(tmp_path / "media"),  # the worktree's var/media may hold files of other tests
         DJANGO_SETTINGS_MODULE="config.settings.production",
-        SECRET_KEY="x" * 20 + "a-long-random-production-secret-key-0123456789",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        PSEUDONYM_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="studies.example.org",
         CACHE_URL="redis://127.0.0.1:6379/2",
         DEBUG="false",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / "docker" / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "pseudonym_key", "expected"),
+    [
+        ("EXAMPLE", "EXAMPLE", ["project.E001", "project.E003"]),  # both copied from docker/.env.example
+        ("short-but-random-Zq8", "OTHER", ["project.E001"]),
+        ("GOOD", "SAME", ["project.E002"]),  # the pseudonym key equal to the secret key
+    ],
+)
+def test_check_deploy_fails_on_placeholder_short_or_shared_keys(secret_key, pseudonym_key, expected) -> None:
+    example = _env_example()
+    good, other = secrets.token_urlsafe(64), secrets.token_urlsafe(64)
+    secret = {"EXAMPLE": example["SECRET_KEY"], "GOOD": good}.get(secret_key, secret_key)
+    pseudonym = {"EXAMPLE": example["PSEUDONYM_KEY"], "OTHER": other, "SAME": secret}[pseudonym_key]
+    result = run_manage(
+        "check", "--deploy", DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY=secret,
+        PSEUDONYM_KEY=pseudonym, ALLOWED_HOSTS="studies.example.org", DEBUG="false",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    for check_id in expected:
+        assert check_id in result.stderr
+    assert "ERRORS" in result.stderr and "Traceback" not in result.stderr
+    assert secret not in result.stderr  # the error names the problem, never the key
+
+
+def test_production_settings_require_pseudonym_key() -> None:
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="config.settings.production", ALLOWED_HOSTS="x.org",
+                         SECRET_KEY=secrets.token_urlsafe(64))
+    env.pop("PSEUDONYM_KEY", None)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: configuration error: Set the PSEUDONYM_KEY environment variable"
+    ]
 
 
 def test_production_settings_require_secret_key() -> None:

@@ -116,7 +116,8 @@ def test_generate_report_action_runs_the_analysis_task(admin_client_, study, eag
     page = admin_client_.get(reverse("admin:study_studyreport_change", args=[report.pk])).content.decode()
     if report.status == StudyReport.Status.DONE:
         assert 'data-report-state="done"' in page
-        links = [line for line in page.splitlines() if f"reports/{study.slug}-{report.pk}/" in line]
+        assert f'href="/staff/reports/{report.pk}/report.html"' in page  # the staff-only view, not /media/
+        links = [line for line in page.splitlines() if f"/staff/reports/{report.pk}/" in line]
         assert links and "report.html" in links[0].split("</li>")[0]  # report.html is listed first
 
 

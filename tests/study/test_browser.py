@@ -20,6 +20,14 @@ def _launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
 
 
+def _watch_csp(page) -> list[str]:
+    """Chromium reports every script, style or image the Content-Security-Policy blocked on the console."""
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    return violations
+
+
 def _answer_trials_with_the_keyboard(page, screenshot: Path | None = None) -> int:
     answered = 0
     while page.get_attribute("main", "data-step") == "trials":
@@ -54,7 +62,9 @@ def test_participant_completes_the_study_in_chromium(live_server, stimulus_set, 
         browser = _launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=chromium1&STUDY_ID=s1&SESSION_ID=x1")
+            violations = _watch_csp(page)
+            first = page.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=chromium1&STUDY_ID=s1&SESSION_ID=x1")
+            assert "script-src 'self'" in first.headers["content-security-policy"]
             assert page.get_attribute("main", "data-step") == "consent"
             page.screenshot(path=str(shots / "consent-desktop.png"), full_page=True)
             with page.expect_navigation():
@@ -65,6 +75,9 @@ def test_participant_completes_the_study_in_chromium(live_server, stimulus_set, 
             # Reloading mid-study lands on the same trial.
             page.reload()
             assert page.get_attribute("main", "data-step") == "trials"
+            # The 7-point scale lays out in one row of 7 from the stylesheet alone (no inline style under the CSP).
+            columns = page.locator(".likert").first.evaluate("e => getComputedStyle(e).gridTemplateColumns")
+            assert len(columns.split()) == 7, columns
             answered = _answer_trials_with_the_keyboard(page, screenshot=shots / "trial-desktop.png")
             assert answered == 1 + 4 + 1
             assert page.get_attribute("main", "data-step") == "questionnaire"
@@ -93,6 +106,7 @@ def test_participant_completes_the_study_in_chromium(live_server, stimulus_set, 
             mobile.wait_for_selector("#stimulus.shown")
             mobile.locator("fieldset.dimension").first.locator("label.point").nth(4).tap()
             mobile.screenshot(path=str(shots / "trial-phone.png"), full_page=True)
+            assert violations == [], violations
         finally:
             browser.close()
 
