@@ -159,6 +159,23 @@ class EngineResult:
         return self.n_fixed + len(self.theta) + 1
 
 
+def check_identifiable(groups: list[GroupDesign], n_obs: int) -> None:
+    """Refuse what lme4 refuses: a grouping factor with one level, or no fewer levels/effects than observations."""
+    for g in groups:
+        if g.n_levels < 2:
+            raise ModelFitError(
+                f"grouping factor {g.term.group!r} has a single level, so its variance is not identifiable "
+                f"(lme4: 'grouping factors must have > 1 sampled level'); drop {g.term.label} or collect more data")
+        if g.n_levels >= n_obs:
+            raise ModelFitError(
+                f"number of levels of each grouping factor must be < number of observations (problems: "
+                f"{g.term.group}: {g.n_levels} levels, {n_obs} observations)")
+        if g.q > 1 and n_obs <= g.n_levels * g.q:
+            raise ModelFitError(
+                f"number of observations (={n_obs}) <= number of random effects (={g.n_levels * g.q}) for term "
+                f"{g.term.label}; the random-effects parameters and the residual variance are probably unidentifiable")
+
+
 class CrossedLMM:
     """``y = Xβ + Zb + ε`` with any number of (crossed or nested) random-effects terms.
 
@@ -171,6 +188,7 @@ class CrossedLMM:
         self.X = np.asarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.groups = groups
+        check_identifiable(groups, self.n)
         if np.linalg.matrix_rank(self.X) < self.p:
             raise ModelFitError("the fixed-effects design is rank deficient (a level or covariate is redundant)")
         sizes = [g.n_levels * g.q for g in groups]

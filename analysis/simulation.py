@@ -55,11 +55,14 @@ def simulate_ratings(
     dimensions: Sequence[str] = ("artistry",),
     scale: tuple[int, int] | None = None,
     seed: int = 0,
+    sd_slope: float = 0.0,
 ) -> pd.DataFrame:
     """A long-format export like the study app's, drawn from ``response ~ condition + (1|participant) + (1|stimulus)``.
 
     ``scale=(1, 7)`` rounds and clips to a rating scale; ``None`` keeps the latent continuous response so
-    the fitted model is exactly the true one (coverage tests).
+    the fitted model is exactly the true one (coverage tests). ``sd_slope`` > 0 adds a participant-by-condition
+    deviation (SD ``sd_slope``) to every rating: participants differ in how they respond to each condition, the
+    structure ``(1 + condition | participant)`` models (Type I error tests of the slopes model).
     """
     rng = np.random.default_rng(seed)
     effects = dict(effects or {})
@@ -73,6 +76,9 @@ def simulate_ratings(
         u_p = rng.normal(0.0, sd_participant, design.n_participants)
         u_s = rng.normal(0.0, sd_stimulus, design.n_stimuli)
         y = intercept + effect_by_cond[cond] + u_p[participant] + u_s[stimulus]
+        if sd_slope > 0:
+            u_pc = rng.normal(0.0, sd_slope, (design.n_participants, len(conditions)))
+            y = y + u_pc[participant, cond]
         y = y + rng.normal(0.0, sd_residual, len(y))
         if scale is not None:
             y = np.clip(np.round(y), scale[0], scale[1])
