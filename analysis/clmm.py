@@ -204,11 +204,11 @@ class CLMM:
         if not self.m:
             return d1, sp.csr_matrix((self.n1, 0)), np.zeros((0, 0))
         tr = self._tau_rest(tau)
-        zr_phi = sp.diags(phi2) @ self.Zr
+        zr_phi = self.Zr.multiply(phi2[:, None]).tocsr()
         drr = (self.Zrt @ zr_phi).toarray() * np.outer(tr, tr)
         drr[np.diag_indices(self.m)] += 1.0
-        C = (self.Z1t @ zr_phi).tocsr() @ sp.diags(t1 * tr)
-        Cs = sp.diags(1.0 / np.sqrt(d1)) @ C
+        C = (self.Z1t @ zr_phi).tocsr().multiply((t1 * tr)[None, :]).tocsr()
+        Cs = C.multiply((1.0 / np.sqrt(d1))[:, None]).tocsr()
         S = drr - (Cs.T @ Cs).toarray()
         try:
             L = sla.cholesky(S, lower=True, check_finite=False)
@@ -257,11 +257,14 @@ class CLMM:
             if np.max(np.abs(grad)) < tol:
                 break
             step = self._solve(d1, C, L, grad)
+            if float(grad @ step) < 1e-18:  # the Newton decrement: converged to rounding
+                break
             factor = 1.0
+            slack = 1e-13 * (1.0 + abs(nll))  # rounding noise must not trigger step halving
             for _ in range(30):
                 trial = u - factor * step
                 nll_trial = self._nll(trial, fixed, tau)
-                if nll_trial <= nll:
+                if nll_trial <= nll + slack:
                     break
                 factor /= 2
             else:
@@ -377,8 +380,8 @@ class CLMM:
             return t1 * t1 * inv_d1[c1]
         Sinv = sla.cho_solve((m.S_chol, True), np.eye(self.m), check_finite=False)
         # D⁻¹ = [[D1⁻¹ + D1⁻¹ C S⁻¹ Cᵀ D1⁻¹, -D1⁻¹ C S⁻¹], [-S⁻¹ Cᵀ D1⁻¹, S⁻¹]]
-        E = (sp.diags(inv_d1) @ m.C) @ Sinv  # n1 x m dense: D1⁻¹ C S⁻¹
-        G = sp.diags(inv_d1) @ m.C  # sparse n1 x m
+        G = m.C.multiply(inv_d1[:, None]).tocsr()  # sparse n1 x m: D1⁻¹ C
+        E = G @ Sinv  # dense n1 x m: D1⁻¹ C S⁻¹
         diag11 = inv_d1 + np.asarray(G.multiply(E).sum(axis=1)).ravel()  # diag of D1⁻¹ C S⁻¹ Cᵀ D1⁻¹
         tr = self._tau_rest(tau)
         lev = t1 * t1 * diag11[c1]
@@ -400,7 +403,7 @@ class CLMM:
         if not self.m:
             return inv_d1
         Sinv = sla.cho_solve((m.S_chol, True), np.eye(self.m), check_finite=False)
-        G = sp.diags(inv_d1) @ m.C
+        G = m.C.multiply(inv_d1[:, None]).tocsr()
         E = G @ Sinv
         diag11 = inv_d1 + np.asarray(G.multiply(E).sum(axis=1)).ravel()
         return np.concatenate([diag11, np.diag(Sinv)])
@@ -627,12 +630,12 @@ def ordinal_categories(response: pd.Series, *, max_categories: int = MAX_CATEGOR
     levels = np.sort(values.unique())
     if len(levels) > max_categories or not np.all(np.mod(levels, 1) == 0):
         raise ModelFitError(
-            f"not fitted: the responses take {len(levels)} distinct values (a slider or continuous scale); an "
+            f"the responses take {len(levels)} distinct values (a slider or continuous scale); an "
             f"ordinal model would need one threshold per value, so it is fitted only to rating scales with at most "
             f"{max_categories} integer categories (analyse slider data with the linear mixed model)"
         )
     if len(levels) < 3:
-        raise ModelFitError(f"not fitted: an ordinal model needs at least 3 response categories, found {len(levels)}")
+        raise ModelFitError(f"an ordinal model needs at least 3 response categories, found {len(levels)}")
     codes = np.searchsorted(levels, values.to_numpy())
     return codes, list(levels)
 
