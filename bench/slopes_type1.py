@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.simulation import CrossedDesign, null_rejection_rates  # noqa: E402
+from analysis.simulation import CrossedDesign, null_rejection_rates
 
 FORMULA = "response ~ condition + (1 + condition | participant) + (1 | stimulus)"
 
@@ -33,8 +33,9 @@ def main() -> None:
     conditions = ("baseline", *[f"c{i}" for i in range(1, args.conditions)])
     design = CrossedDesign(args.participants, args.stimuli, args.stimuli, conditions=conditions)
     started = time.perf_counter()
-    rates = null_rejection_rates(design=design, formula=FORMULA, n_datasets=args.datasets, seed=args.seed,
-                                 progress=True)
+    rates = null_rejection_rates(
+        design=design, formula=FORMULA, n_datasets=args.datasets, seed=args.seed, progress=True
+    )
     rates["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(rates, indent=2))
 

@@ -96,7 +96,7 @@ def test_too_few_categories_and_gaps_are_clear_errors():
 def test_report_ordinal_section_is_the_clmm():
     data = simulate_ratings(design=CrossedDesign(40, 20, 20), effects={"artistic-1.0": 0.8}, scale=(1, 7), seed=5)
     table, notes = ordinal_analysis(data, dimension="artistry")
-    assert list(table["term"])[0].startswith("condition[T.")
+    assert table["term"].str.startswith("condition[T.").all()
     row = table.set_index("term").loc["condition[T.artistic-1.0]"]
     assert row["log_odds"] > 0 and row["ci_low"] < row["log_odds"] < row["ci_high"]
     assert "random-intercept SDs" in notes[0] and "participant" in notes[0]

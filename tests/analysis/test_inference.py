@@ -50,8 +50,10 @@ def test_estimates_df_and_p_values_equal_lmertest(slopes_data, lmertest, model):
 
 
 def test_uncorrelated_terms_expand_like_lme4_and_report_its_singular_fit(slopes_data, lmertest):
-    assert parse_formula(FORMULAS["uncorrelated"])[1] == parse_formula(
-        "response ~ condition + (1 | participant) + (0 + condition | participant) + (1 | stimulus)")[1]
+    assert (
+        parse_formula(FORMULAS["uncorrelated"])[1]
+        == parse_formula("response ~ condition + (1 | participant) + (0 + condition | participant) + (1 | stimulus)")[1]
+    )
     fit = fit_ratings(slopes_data, FORMULAS["uncorrelated"])
     ref = lmertest[lmertest["model"] == "uncorrelated"]
     assert bool(ref["singular"].iloc[0])
