@@ -21,7 +21,8 @@ import scipy.optimize as sopt
 import scipy.sparse as sp
 
 _MAX_COUNT_CLASSES = 12
-_DENSE_SLOPES_FLOPS = 5e7
+_DENSE_OVERHEAD = 30.0  # measured: dense wins up to m² ≈ 30·nnz² per row (300 participants, 200 stimuli, q = 5)
+_DENSE_MAX_ELEMENTS = 4_000_000  # 32 MB of dense W at most
 
 
 @contextlib.contextmanager
@@ -231,10 +232,15 @@ class CrossedLMM:
         ftf[-1, -1] = yty
         self.FtF = ftf
         self.W = sp.hstack([self.W0, sp.csr_matrix((self.Z1.T @ y)[:, None])], format="csr")
-        # Small random-slope designs: dense per-level blocks beat scipy.sparse's per-call overhead by ~10x.
+        # Random slopes: dense per-level blocks (one GEMM, n1·q1·m² flops) beat scipy.sparse (≈ n1·q1·nnz² flops
+        # but much overhead per call) unless the reduced system is wide compared with each level's row.
         self._W_dense = None
-        if self.q1 > 1 and self.n1 * self.q1 * self.m * self.m <= _DENSE_SLOPES_FLOPS:
-            self._W_dense = self.W.toarray().reshape(self.n1, self.q1, self.m)
+        if self.q1 > 1:
+            rows_of_level = sp.csr_matrix((np.ones(self.n1 * self.q1), (np.repeat(np.arange(self.n1), self.q1),
+                                                                        np.arange(self.n1 * self.q1))))
+            nnz_row = (rows_of_level @ abs(self.W)).nnz / self.n1  # columns one level's block row touches
+            if self.m**2 <= _DENSE_OVERHEAD * nnz_row**2 and self.n1 * self.q1 * self.m <= _DENSE_MAX_ELEMENTS:
+                self._W_dense = self.W.toarray().reshape(self.n1, self.q1, self.m)
         if self._count_values is not None:
             self._count_grams = []
             for c in range(len(self._count_values)):

@@ -86,10 +86,12 @@ def test_unidentifiable_models_are_refused_like_lme4():
 
 
 def test_singular_and_convergence_warnings():
-    data = simulate_ratings(design=CrossedDesign(30, 20, 20), sd_participant=0.0, seed=10)
-    singular = fit_ratings(data)
-    if singular.result.theta[0] == 0:
-        assert singular.singular and singular.warnings[0].startswith("boundary (singular) fit")
+    data = simulate_ratings(design=CrossedDesign(30, 20, 20), sd_participant=0.0, seed=11)
+    singular = fit_ratings(data)  # no participant variance in the data: the estimate sits at 0, as lme4's would
+    assert singular.result.theta[0] == 0 and singular.singular
+    assert singular.warnings == [
+        "boundary (singular) fit: see help('isSingular') (participant variance estimated as 0)"
+    ]
     healthy = fit_ratings(simulate_ratings(design=CrossedDesign(30, 20, 20), seed=11))
     assert not healthy.singular and healthy.warnings == []
     # Away from the optimum, lme4's scaled-gradient check fires.
@@ -106,3 +108,23 @@ def test_slopes_model_type1_error_is_nominal():
     assert 0.01 <= rates["type1_t"] <= 0.09
     assert rates["type1_z"] >= rates["type1_t"]
     assert rates["median_df"] < 20  # the stimuli, not the 192 ratings, set the df
+
+
+def test_cli_prints_lme4_warnings_and_fits_the_ordinal_model(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "ratings.csv"
+    data = simulate_ratings(design=CrossedDesign(30, 20, 20), sd_participant=0.0, scale=(1, 7), seed=11)
+    data.to_csv(path, index=False)
+    root = Path(__file__).resolve().parents[2]
+    base = [sys.executable, "-m", "analysis", "fit", str(path), "--dimension", "artistry", "--no-exclusions"]
+    lmm = subprocess.run(base, cwd=root, capture_output=True, text=True, timeout=300)
+    assert lmm.returncode == 0, lmm.stderr
+    assert "warning: boundary (singular) fit" in lmm.stderr
+    assert "Satterthwaite" in lmm.stdout
+    clmm = subprocess.run([*base, "--ordinal", "probit"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert clmm.returncode == 0, clmm.stderr
+    assert "Cumulative link mixed model" in clmm.stdout and "link: probit" in clmm.stdout
+    assert "Thresholds:" in clmm.stdout and "1|2" in clmm.stdout
+    assert "warning: ordinal model: boundary (singular) fit" in clmm.stderr
