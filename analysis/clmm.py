@@ -88,6 +88,7 @@ class _Mode:
     g1: np.ndarray
     g2: np.ndarray
     phi2: np.ndarray
+    inverse: tuple | None = None
 
 
 class CLMM:
@@ -371,20 +372,35 @@ class CLMM:
             grad[k + self.p + t] += float(self._trace_term(m, tau, t))
         return grad
 
+    def _inverse_parts(self, m: _Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """S⁻¹, E = D1⁻¹CS⁻¹ and diag of D⁻¹'s eliminated block, once per mode (the O(m³) part of a gradient).
+
+        D⁻¹ = [[D1⁻¹ + D1⁻¹ C S⁻¹ Cᵀ D1⁻¹, -D1⁻¹ C S⁻¹], [-S⁻¹ Cᵀ D1⁻¹, S⁻¹]].
+        """
+        if m.inverse is None:
+            inv_d1 = 1.0 / m.d1
+            if not self.m:
+                m.inverse = (np.zeros((0, 0)), np.zeros((self.n1, 0)), inv_d1)
+            else:
+                Sinv, info = sla.lapack.dpotri(m.S_chol, lower=1)
+                if info != 0:
+                    raise ModelFitError("the Laplace Hessian is not positive definite")
+                Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+                G = m.C.multiply(inv_d1[:, None]).tocsr()  # sparse n1 x m: D1⁻¹ C
+                E = np.asarray(G @ Sinv)  # dense n1 x m
+                diag11 = inv_d1 + np.asarray(G.multiply(E).sum(axis=1)).ravel()
+                m.inverse = (Sinv, E, diag11)
+        return m.inverse
+
     def _leverages(self, m: _Mode, tau: np.ndarray) -> np.ndarray:
         """diag(ZΛD⁻¹ΛZᵀ) without forming D⁻¹: the eliminated block's diagonal, the Schur inverse, their coupling."""
         t1 = tau[self.elim]
         c1 = self.codes[self.elim]
-        inv_d1 = 1.0 / m.d1
-        if not self.m:
-            return t1 * t1 * inv_d1[c1]
-        Sinv = sla.cho_solve((m.S_chol, True), np.eye(self.m), check_finite=False)
-        # D⁻¹ = [[D1⁻¹ + D1⁻¹ C S⁻¹ Cᵀ D1⁻¹, -D1⁻¹ C S⁻¹], [-S⁻¹ Cᵀ D1⁻¹, S⁻¹]]
-        G = m.C.multiply(inv_d1[:, None]).tocsr()  # sparse n1 x m: D1⁻¹ C
-        E = G @ Sinv  # dense n1 x m: D1⁻¹ C S⁻¹
-        diag11 = inv_d1 + np.asarray(G.multiply(E).sum(axis=1)).ravel()  # diag of D1⁻¹ C S⁻¹ Cᵀ D1⁻¹
-        tr = self._tau_rest(tau)
+        Sinv, E, diag11 = self._inverse_parts(m)
         lev = t1 * t1 * diag11[c1]
+        if not self.m:
+            return lev
+        tr = self._tau_rest(tau)
         rest_cols = [self.codes[t] + off for t, off in zip(self.rest, self.rest_offsets, strict=True)]
         for ca in rest_cols:
             lev = lev - 2.0 * t1 * tr[ca] * E[c1, ca]
@@ -394,19 +410,9 @@ class CLMM:
 
     def _trace_term(self, m: _Mode, tau: np.ndarray, t: int) -> float:
         """½ tr(D⁻¹ ∂D/∂log τ_t) at fixed Φ: ∂D = P_t A + A P_t with A = ΛZᵀΦZΛ = D - I, so it is tr(P_t (I - D⁻¹))."""
-        mask = self.term_of_u == t
-        diag_inv = self._diag_inverse(m)
-        return float(np.sum(1.0 - diag_inv[mask]))
-
-    def _diag_inverse(self, m: _Mode) -> np.ndarray:
-        inv_d1 = 1.0 / m.d1
-        if not self.m:
-            return inv_d1
-        Sinv = sla.cho_solve((m.S_chol, True), np.eye(self.m), check_finite=False)
-        G = m.C.multiply(inv_d1[:, None]).tocsr()
-        E = G @ Sinv
-        diag11 = inv_d1 + np.asarray(G.multiply(E).sum(axis=1)).ravel()
-        return np.concatenate([diag11, np.diag(Sinv)])
+        Sinv, _, diag11 = self._inverse_parts(m)
+        diag_inv = np.concatenate([diag11, np.diag(Sinv)])
+        return float(np.sum(1.0 - diag_inv[self.term_of_u == t]))
 
     # -- fitting ----------------------------------------------------------------------------------------
     def start(self) -> np.ndarray:
