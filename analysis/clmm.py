@@ -710,6 +710,8 @@ def _clmm_warnings(fit: OrdinalFit) -> list[str]:
     for g, s in fit.sd.items():
         if s == 0:
             out.append(f"ordinal model: boundary (singular) fit: the {g} SD is estimated as 0")
-    if not np.all(np.linalg.eigvalsh(fit.result.hessian) > 0):
+    k = fit.n_thresholds + len(fit.term_names)
+    keep = list(range(k)) + [k + i for i, v in enumerate(fit.sd.values()) if v > 0]  # boundary SDs are flat
+    if not np.all(np.linalg.eigvalsh(fit.result.hessian[np.ix_(keep, keep)]) > 0):
         out.append("ordinal model: the Hessian is not positive definite (some parameters are not identified)")
     return out

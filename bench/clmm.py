@@ -1,10 +1,11 @@
 """Time the cumulative-link mixed model against ordinal::clmm on the vendored reference data.
 
-    .venv/bin/python bench/clmm.py [--repeat 3]
+    .venv/bin/python bench/clmm.py [--repeat 3] [--type1 200]
 
 clmm's times come from tests/analysis/data/clmm/clmm-times.csv (written by make_reference.R on this
 machine); ours are measured here, best of --repeat runs, wall and CPU seconds, with the largest relative
-difference from clmm's estimates (thresholds, effects, SDs, logLik).
+difference from clmm's estimates (thresholds, effects, SDs, logLik). ``--type1 N`` adds the Type I error of
+the condition effect on N null Likert datasets (20 participants x 20 stimuli, 10 per condition, 1-7 scale).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.clmm import fit_clmm  # noqa: E402
+from analysis.simulation import CrossedDesign, simulate_ratings  # noqa: E402
 
 DATA = ROOT / "tests" / "analysis" / "data" / "clmm"
 
@@ -38,10 +40,23 @@ def max_relative_difference(fit, reference: pd.DataFrame) -> float:
     return float(max(abs(ours[r.term] - r.estimate) / abs(r.estimate) for r in reference.itertuples()))
 
 
+def type1(n_datasets: int) -> None:
+    design = CrossedDesign(20, 20, 20, conditions=("baseline", "artistic-1.0"))
+    rejected = []
+    for seed in range(n_datasets):
+        data = simulate_ratings(design=design, scale=(1, 7), seed=10_000 + seed)
+        rejected.append(fit_clmm(data, dimension="artistry").to_frame()["p_value"].iloc[0] < 0.05)
+    rate = float(np.mean(rejected))
+    print(f"CLMM Type I error at .05: {rate:.3f} ± {np.sqrt(rate * (1 - rate) / n_datasets):.3f} ({n_datasets} datasets)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--type1", type=int, default=0, help="null datasets for the Type I error (0: skip)")
     args = parser.parse_args()
+    if args.type1:
+        type1(args.type1)
     reference = pd.read_csv(DATA / "clmm-reference.csv")
     times = pd.read_csv(DATA / "clmm-times.csv")
     rows = []
