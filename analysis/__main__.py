@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", default=None, help="lme4-style formula (default: the main model)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--no-exclusions", action="store_true", help="fit all rows of the export")
+    fit.add_argument("--df", choices=["satterthwaite", "kenward-roger", "normal"], default="satterthwaite",
+                     help="degrees of freedom of the t tests (normal: Wald z)")
     fit.add_argument("--ordinal", choices=["logit", "probit"], default=None,
                      help="fit the cumulative-link mixed model (condition + crossed random intercepts) instead")
     _add_exclusion_options(fit)
@@ -117,7 +119,8 @@ def run(argv: list[str] | None = None) -> int:
 
             fit = fit_clmm(ratings, dimension=args.dimension, link=args.ordinal)
         else:
-            fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml)
+            fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml,
+                              df_method=args.df)
         print(fit.summary())
         for warning in fit.warnings:  # lme4's messages, also on stderr so scripts see them
             print(f"warning: {warning}", file=sys.stderr)

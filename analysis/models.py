@@ -151,6 +151,7 @@ class RatingsFit:
     engine: CrossedLMM | None = field(default=None, repr=False)
     df_method: str = "satterthwaite"
     _satterthwaite_parts: tuple | None = field(default=None, repr=False)
+    _kr_parts: object | None = field(default=None, repr=False)
 
     _warnings: list[str] | None = field(default=None, repr=False)
 
@@ -182,6 +183,8 @@ class RatingsFit:
         covariance of (θ, sigma) from the Hessian H of the deviance (Kuznetsova et al. 2017, lmerTest).
         """
         L = np.atleast_2d(L)
+        if self.df_method == "kenward-roger":
+            return self.kenward_roger().degrees_of_freedom(L)
         if not self._uses_satterthwaite():
             return np.full(len(L), np.inf)
         _, _, H, jac = self._varpar_derivatives()
@@ -237,9 +240,19 @@ class RatingsFit:
         out.extend(_hessian_messages(h_tt))
         return out
 
+    def kenward_roger(self):
+        """pbkrtest's adjusted covariance and df (``df_method="kenward-roger"``; REML fits; cached)."""
+        if self._kr_parts is None:
+            from analysis.kenward_roger import kenward_roger
+
+            with single_threaded_blas():
+                self._kr_parts = kenward_roger(self.engine, self.result)
+        return self._kr_parts
+
     def _inference(self, L: np.ndarray) -> dict[str, np.ndarray]:
         est = L @ self.result.beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.result.vcov, L))
+        vcov = self.kenward_roger().vcov_adjusted if self.df_method == "kenward-roger" else self.result.vcov
+        se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))
         df = self.degrees_of_freedom(L)
         low, high = _ci(est, se, df, self.alpha)
         return {"estimate": est, "std_error": se, "df": df, "ci_low": low, "ci_high": high,
@@ -388,8 +401,9 @@ class RatingsFit:
             self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.5f}"),
             f"Number of obs: {r.n_obs}, groups: {groups}",
             "",
-            "Fixed effects (t tests, Satterthwaite df):" if self._uses_satterthwaite()
-            else "Fixed effects (Wald z, normal reference):",
+            {"satterthwaite": "Fixed effects (t tests, Satterthwaite df):",
+             "kenward-roger": "Fixed effects (t tests, Kenward-Roger adjusted SEs and df):"}.get(
+                self.df_method if self.engine is not None else "", "Fixed effects (Wald z, normal reference):"),
             self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5f}",
                                       formatters={"p_value": lambda v: f"{v:.3g}", "df": lambda v: f"{v:.1f}"}),
         ]
@@ -456,11 +470,14 @@ def fit_ratings(
 ) -> RatingsFit:
     """Fit ``formula`` (lme4 syntax) to one dimension's ratings with the fast crossed-LMM engine.
 
-    ``df_method``: "satterthwaite" (default, every model) or "normal" (Wald z). Models lme4 would refuse (a
+    ``df_method``: "satterthwaite" (default, every model), "kenward-roger" (pbkrtest's adjusted covariance and
+    df; REML, up to a few thousand random-effect columns) or "normal" (Wald z). Models lme4 would refuse (a
     grouping factor with one level, as many levels or random effects as observations) raise ModelFitError.
     """
-    if df_method not in {"satterthwaite", "normal"}:
-        raise RatingsError(f"df_method must be 'satterthwaite' or 'normal', not {df_method!r}")
+    if df_method not in {"satterthwaite", "kenward-roger", "normal"}:
+        raise RatingsError(f"df_method must be 'satterthwaite', 'kenward-roger' or 'normal', not {df_method!r}")
+    if df_method == "kenward-roger" and not reml:
+        raise RatingsError("Kenward-Roger needs a REML fit")
     fixed_formula, random_terms = parse_formula(formula)
     data = prepare_model_data(ratings, dimension=dimension, reference=reference)
     group_columns = sorted({c for t in random_terms for c in _group_columns(t.group)})

@@ -47,7 +47,8 @@ def type1(n_datasets: int) -> None:
         data = simulate_ratings(design=design, scale=(1, 7), seed=10_000 + seed)
         rejected.append(fit_clmm(data, dimension="artistry").to_frame()["p_value"].iloc[0] < 0.05)
     rate = float(np.mean(rejected))
-    print(f"CLMM Type I error at .05: {rate:.3f} ± {np.sqrt(rate * (1 - rate) / n_datasets):.3f} ({n_datasets} datasets)")
+    se = np.sqrt(rate * (1 - rate) / n_datasets)
+    print(f"CLMM Type I error at .05: {rate:.3f} ± {se:.3f} ({n_datasets} datasets)")
 
 
 def main() -> None:

@@ -35,18 +35,23 @@ def lmertest() -> pd.DataFrame:
     return pd.read_csv(DATA / "lmertest-slopes.csv").assign(term=lambda d: d["term"].map(lme4_term))
 
 
-@pytest.mark.parametrize("model", ["slopes", "intercepts"])
-def test_estimates_df_and_p_values_equal_lmertest(slopes_data, lmertest, model):
-    fit = fit_ratings(slopes_data, FORMULAS[model])
+@pytest.mark.parametrize("dataset", ["slopes", "slopes-unbalanced"])
+@pytest.mark.parametrize("model", ["slopes", "intercepts", "slopes-kr", "intercepts-kr"])
+def test_estimates_df_and_p_values_equal_lmertest(lmertest, dataset, model):
+    """Satterthwaite (lmerTest) and Kenward-Roger (lmerTest via pbkrtest: adjusted SEs and df)."""
+    data = pd.read_csv(DATA / f"{dataset}.csv")
+    kr = model.endswith("-kr")
+    fit = fit_ratings(data, FORMULAS[model.removesuffix("-kr")], df_method="kenward-roger" if kr else "satterthwaite")
     ours = fit.to_frame().set_index("term")
-    ref = lmertest[lmertest["model"] == model].set_index("term")
+    ref = lmertest[(lmertest["model"] == model) & (lmertest["dataset"] == dataset)].set_index("term")
+    assert len(ref) == 3
     for column, rel in (("estimate", 1e-6), ("std_error", 1e-4), ("df", 1e-3)):
         np.testing.assert_allclose(ours.loc[ref.index, column], ref[column], rtol=rel, err_msg=column)
     # p-values to 3 digits on the log scale (the intercept's p is ~1e-20)
     np.testing.assert_allclose(np.log(ours.loc[ref.index, "p_value"]), np.log(ref["p_value"]), rtol=1e-3)
     assert fit.loglik == pytest.approx(ref["reml_loglik"].iloc[0], abs=1e-4)
     assert fit.warnings == []  # lme4 gives none either
-    assert "Satterthwaite" in fit.summary()
+    assert ("Kenward-Roger" if kr else "Satterthwaite df") in fit.summary()
 
 
 def test_uncorrelated_terms_expand_like_lme4_and_report_its_singular_fit(slopes_data, lmertest):
@@ -55,7 +60,7 @@ def test_uncorrelated_terms_expand_like_lme4_and_report_its_singular_fit(slopes_
         == parse_formula("response ~ condition + (1 | participant) + (0 + condition | participant) + (1 | stimulus)")[1]
     )
     fit = fit_ratings(slopes_data, FORMULAS["uncorrelated"])
-    ref = lmertest[lmertest["model"] == "uncorrelated"]
+    ref = lmertest[(lmertest["model"] == "uncorrelated") & (lmertest["dataset"] == "slopes")]
     assert bool(ref["singular"].iloc[0])
     assert fit.loglik >= ref["reml_loglik"].iloc[0] - 1e-4  # the same optimum or a better one
     assert any(w.startswith("boundary (singular) fit") for w in fit.warnings)

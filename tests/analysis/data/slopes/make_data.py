@@ -17,3 +17,6 @@ data = simulate_ratings(
 )
 data = data[["participant", "stimulus", "condition", "response"]].assign(response=lambda d: d["response"].round(4))
 data.to_csv(HERE / "slopes.csv", index=False)
+
+# An unbalanced version (a fifth of the ratings missing at random), where Kenward-Roger and Satterthwaite differ.
+data.sample(frac=0.8, random_state=7).sort_index().to_csv(HERE / "slopes-unbalanced.csv", index=False)
