@@ -45,7 +45,11 @@ def test_estimates_df_and_p_values_equal_lmertest(lmertest, dataset, model):
     ours = fit.to_frame().set_index("term")
     ref = lmertest[(lmertest["model"] == model) & (lmertest["dataset"] == dataset)].set_index("term")
     assert len(ref) == 3
-    for column, rel in (("estimate", 1e-6), ("std_error", 1e-4), ("df", 1e-3)):
+    # Estimates to 1e-4 standard errors (the optimizers stop at slightly different θ), SEs and df to 3-4 digits.
+    np.testing.assert_allclose(
+        ours.loc[ref.index, "estimate"], ref["estimate"], rtol=0, atol=1e-4 * ref["std_error"].min()
+    )
+    for column, rel in (("std_error", 1e-4), ("df", 1e-3)):
         np.testing.assert_allclose(ours.loc[ref.index, column], ref[column], rtol=rel, err_msg=column)
     # p-values to 3 digits on the log scale (the intercept's p is ~1e-20)
     np.testing.assert_allclose(np.log(ours.loc[ref.index, "p_value"]), np.log(ref["p_value"]), rtol=1e-3)
