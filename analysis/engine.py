@@ -187,10 +187,10 @@ class CrossedLMM:
     def __init__(self, y: np.ndarray, X: np.ndarray, groups: list[GroupDesign]):
         if not groups:
             raise ModelFitError("a mixed model needs at least one random-effects term")
+        check_identifiable(groups, np.shape(X)[0])
         self.X = np.asarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.groups = groups
-        check_identifiable(groups, self.n)
         if np.linalg.matrix_rank(self.X) < self.p:
             raise ModelFitError("the fixed-effects design is rank deficient (a level or covariate is redundant)")
         sizes = [g.n_levels * g.q for g in groups]
