@@ -103,3 +103,20 @@ def test_report_ordinal_section_is_the_clmm():
     probit = fit_ordinal(data, dimension="artistry", link="probit").set_index("term")
     # The probit scale is about 1/1.7 of the logit scale.
     assert 1.4 < row["log_odds"] / probit.loc["condition[T.artistic-1.0]", "log_odds"] < 2.0
+
+
+def test_three_crossed_factors_gradient_and_fit():
+    """A third random intercept (e.g. the perturbed network) joins the dense Schur block."""
+    data = simulate_ratings(design=CrossedDesign(30, 24, 24), scale=(1, 7), seed=12)
+    data["network"] = "N" + (data["stimulus"].str[-1].astype(int) % 4).astype(str)
+    y = pd.factorize(data["response"], sort=True)[0]
+    groups = [(g, pd.factorize(data[g])[0]) for g in ("participant", "stimulus", "network")]
+    model = CLMM(y, np.zeros((len(y), 0)), groups)
+    x = model.start()
+    x[-3:] = np.log([0.9, 0.4, 0.3])
+    h = 1e-5
+    numeric = [(model.objective(x + h * e) - model.objective(x - h * e)) / (2 * h) for e in np.eye(len(x))]
+    np.testing.assert_allclose(model.gradient(x), numeric, rtol=1e-5, atol=1e-5)
+    fit = fit_clmm(data, dimension="artistry", groups=("participant", "stimulus", "network"))
+    assert list(fit.variance_components()["group"]) == ["participant", "stimulus", "network"]
+    assert np.max(np.abs(fit.result.gradient)) < 1e-3
