@@ -92,7 +92,7 @@ class _Mode:
 
 
 class CLMM:
-    """A cumulative-link mixed model with random intercepts; build once, :meth:`fit` returns a :class:`CLMMResult`."""
+    """A cumulative-link mixed model with random intercepts; :meth:`fit` gives a :class:`CLMMFitResult`."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class CLMM:
             raise ModelFitError("a response category between the lowest and highest is never used")
         if not groups:
             raise ModelFitError("a mixed model needs at least one random intercept")
-        if self.p and np.linalg.matrix_rank(self.X) < self.p:
+        if self.p and np.linalg.matrix_rank(self.X.T @ self.X, hermitian=True) < self.p:  # p x p, not n x p
             raise ModelFitError("the fixed-effects design is rank deficient (a level or covariate is redundant)")
         self.link = link
         self.cdf, self.pdf, self.dpdf, self.d2pdf = _link_functions(link)
