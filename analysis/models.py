@@ -49,9 +49,10 @@ def _expand_random(expr: str, bars: str, group: str) -> list[RandomTerm]:
         groups = [group]
     if bars == "|":
         return [RandomTerm(group=g, expr=expr) for g in groups]
-    parts = _split_top_level(expr)
-    intercept = not any(p in {"0", "-1"} for p in parts) and not any(p.startswith("-") for p in parts)
-    slopes = [p for p in parts if p not in {"0", "1", "-1", "+1"} and not p.startswith("-")]
+    minus_one = re.compile(r"-\s*1(?![\w.])")  # "x - 1" drops the intercept, as "0 + x" does
+    parts = _split_top_level(minus_one.sub("", expr))
+    intercept = "0" not in parts and not minus_one.search(expr)
+    slopes = [p for p in parts if p not in {"0", "1"}]
     out = []
     for g in groups:
         if intercept:
@@ -87,7 +88,7 @@ GRADIENT_TOLERANCE = 2e-3  # lme4's check.conv.grad tol (deviance units, scaled 
 HESSIAN_TOLERANCE = 1e-6  # lme4's check.conv.hess tol
 
 
-def sla_solve_cholesky(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+def _scaled_gradient(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     """solve(chol(H), g) as lme4 scales the gradient (raises LinAlgError when H is not positive definite)."""
     upper = np.linalg.cholesky(H).T
     return np.linalg.solve(upper, g)
@@ -152,7 +153,6 @@ class RatingsFit:
     df_method: str = "satterthwaite"
     _satterthwaite_parts: tuple | None = field(default=None, repr=False)
     _kr_parts: object | None = field(default=None, repr=False)
-
     _warnings: list[str] | None = field(default=None, repr=False)
 
     def _uses_satterthwaite(self) -> bool:
@@ -230,7 +230,7 @@ class RatingsFit:
         _, g, H, _ = self._varpar_derivatives()
         grad, h_tt = g[:-1], H[:-1, :-1] - np.outer(H[:-1, -1], H[-1, :-1]) / H[-1, -1]
         try:
-            scaled = sla_solve_cholesky(h_tt, grad)
+            scaled = _scaled_gradient(h_tt, grad)
             worst = np.minimum(np.abs(scaled), np.abs(grad))
             if worst.max() > GRADIENT_TOLERANCE:
                 out.append(f"Model failed to converge with max|grad| = {worst.max():.3g} "

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import ModelFitError, fit_ratings
+from analysis import ModelFitError, RatingsError, fit_ratings
 from analysis.models import parse_formula
 from analysis.simulation import CrossedDesign, null_rejection_rates, simulate_ratings
 
@@ -69,6 +69,27 @@ def test_uncorrelated_terms_expand_like_lme4_and_report_its_singular_fit(slopes_
     assert fit.loglik >= ref["reml_loglik"].iloc[0] - 1e-4  # the same optimum or a better one
     assert any(w.startswith("boundary (singular) fit") for w in fit.warnings)
     assert "warning: boundary (singular) fit" in fit.summary()
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("(1 + x || g)", [("g", "1"), ("g", "0 + x")]),
+        ("(x || g)", [("g", "1"), ("g", "0 + x")]),
+        ("(0 + x || g)", [("g", "0 + x")]),
+        ("(x + z - 1 || g)", [("g", "0 + x"), ("g", "0 + z")]),
+        ("(1 | a/b)", [("a", "1"), ("a:b", "1")]),
+        ("(1 | a : b)", [("a:b", "1")]),
+    ],
+)
+def test_random_term_syntax_expands_like_lme4(term, expected):
+    _, terms = parse_formula(f"response ~ condition + {term}")
+    assert [(t.group, t.expr) for t in terms] == expected
+
+
+def test_unreadable_random_term_is_one_clear_error():
+    with pytest.raises(RatingsError, match="cannot read the random-effects term"):
+        parse_formula("response ~ condition + (1 | participant | stimulus)")
 
 
 def test_nested_grouping_terms():
