@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", default=None, help="lme4-style formula (default: the main model)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--no-exclusions", action="store_true", help="fit all rows of the export")
+    fit.add_argument("--df", choices=["satterthwaite", "kenward-roger", "normal"], default="satterthwaite",
+                     help="degrees of freedom of the t tests (normal: Wald z)")
+    fit.add_argument("--ordinal", choices=["logit", "probit"], default=None,
+                     help="fit the cumulative-link mixed model (condition + crossed random intercepts) instead")
     _add_exclusion_options(fit)
 
     power = sub.add_parser("power", help="power curves by simulation (from a fitted export or given effects)")
@@ -110,8 +114,16 @@ def run(argv: list[str] | None = None) -> int:
         ratings = load_ratings(args.ratings)
         if not args.no_exclusions:
             ratings = apply_exclusions(ratings, _rules(args)).ratings
-        fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml)
+        if args.ordinal:
+            from analysis.clmm import fit_clmm
+
+            fit = fit_clmm(ratings, dimension=args.dimension, link=args.ordinal)
+        else:
+            fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml,
+                              df_method=args.df)
         print(fit.summary())
+        for warning in fit.warnings:  # lme4's messages, also on stderr so scripts see them
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     return _power(args)
 

@@ -21,6 +21,8 @@ import scipy.optimize as sopt
 import scipy.sparse as sp
 
 _MAX_COUNT_CLASSES = 12
+_DENSE_OVERHEAD = 30.0  # measured: dense wins up to m² ≈ 30·nnz² per row (300 participants, 200 stimuli, q = 5)
+_DENSE_MAX_ELEMENTS = 4_000_000  # 32 MB of dense W at most
 
 
 @contextlib.contextmanager
@@ -159,6 +161,23 @@ class EngineResult:
         return self.n_fixed + len(self.theta) + 1
 
 
+def check_identifiable(groups: list[GroupDesign], n_obs: int) -> None:
+    """Refuse what lme4 refuses: a grouping factor with one level, or no fewer levels/effects than observations."""
+    for g in groups:
+        if g.n_levels < 2:
+            raise ModelFitError(
+                f"grouping factor {g.term.group!r} has a single level, so its variance is not identifiable "
+                f"(lme4: 'grouping factors must have > 1 sampled level'); drop {g.term.label} or collect more data")
+        if g.n_levels >= n_obs:
+            raise ModelFitError(
+                f"number of levels of each grouping factor must be < number of observations (problems: "
+                f"{g.term.group}: {g.n_levels} levels, {n_obs} observations)")
+        if g.q > 1 and n_obs <= g.n_levels * g.q:
+            raise ModelFitError(
+                f"number of observations (={n_obs}) <= number of random effects (={g.n_levels * g.q}) for term "
+                f"{g.term.label}; the random-effects parameters and the residual variance are probably unidentifiable")
+
+
 class CrossedLMM:
     """``y = Xβ + Zb + ε`` with any number of (crossed or nested) random-effects terms.
 
@@ -168,6 +187,7 @@ class CrossedLMM:
     def __init__(self, y: np.ndarray, X: np.ndarray, groups: list[GroupDesign]):
         if not groups:
             raise ModelFitError("a mixed model needs at least one random-effects term")
+        check_identifiable(groups, np.shape(X)[0])
         self.X = np.asarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.groups = groups
@@ -212,6 +232,15 @@ class CrossedLMM:
         ftf[-1, -1] = yty
         self.FtF = ftf
         self.W = sp.hstack([self.W0, sp.csr_matrix((self.Z1.T @ y)[:, None])], format="csr")
+        # Random slopes: dense per-level blocks (one GEMM, n1·q1·m² flops) beat scipy.sparse (≈ n1·q1·nnz² flops
+        # but much overhead per call) unless the reduced system is wide compared with each level's row.
+        self._W_dense = None
+        if self.q1 > 1:
+            rows_of_level = sp.csr_matrix((np.ones(self.n1 * self.q1), (np.repeat(np.arange(self.n1), self.q1),
+                                                                        np.arange(self.n1 * self.q1))))
+            nnz_row = (rows_of_level @ abs(self.W)).nnz / self.n1  # columns one level's block row touches
+            if self.m**2 <= _DENSE_OVERHEAD * nnz_row**2 and self.n1 * self.q1 * self.m <= _DENSE_MAX_ELEMENTS:
+                self._W_dense = self.W.toarray().reshape(self.n1, self.q1, self.m)
         if self._count_values is not None:
             self._count_grams = []
             for c in range(len(self._count_values)):
@@ -255,9 +284,13 @@ class CrossedLMM:
             Lg = np.linalg.cholesky(G)
             logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(Lg, axis1=1, axis2=2))))
             blocks = np.linalg.solve(Lg, np.broadcast_to(lam1.T, Lg.shape))
-            B = sp.bsr_matrix((blocks, np.arange(self.n1), np.arange(self.n1 + 1)), shape=(self.n1 * q1,) * 2)
-            T = (B @ self.W).tocsr()
-            reduction = (T.T @ T).toarray()
+            if self._W_dense is not None:
+                T = np.einsum("jab,jbm->jam", blocks, self._W_dense).reshape(self.n1 * q1, self.m)
+                reduction = T.T @ T
+            else:
+                B = sp.bsr_matrix((blocks, np.arange(self.n1), np.arange(self.n1 + 1)), shape=(self.n1 * q1,) * 2)
+                T = (B @ self.W).tocsr()
+                reduction = (T.T @ T).toarray()
         S = self.FtF - reduction
         if self._rest_scalar:
             scale = np.ones(self.m)

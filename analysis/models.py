@@ -1,9 +1,9 @@
 """Crossed linear mixed models of ratings: the statsmodels-like API over the fast engine.
 
-Tests and CIs use t statistics with Satterthwaite degrees of freedom (as lmerTest does): condition is a
-stimulus attribute, so its effective df follow the number of stimuli, not of ratings, and z would be liberal
-for small stimulus sets. Models with many variance parameters (random slopes) fall back to Wald z, where the
-numerical Hessian would cost more than the fit; power simulations use z as well.
+Tests and CIs use t statistics with Satterthwaite degrees of freedom (as lmerTest does) for every model,
+random slopes included: condition is a stimulus attribute, so its effective df follow the number of stimuli,
+not of ratings, and z would be liberal for small stimulus sets. Fits carry lme4's messages (singular fit,
+gradient and Hessian checks) in ``fit.warnings``; power simulations use z.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from analysis.engine import CrossedLMM, EngineResult, GroupDesign, ModelFitError
 from analysis.ratings import REFERENCE_CONDITION, RatingsError, conditions_in_order
 
 DEFAULT_FORMULA = "response ~ condition + (1 | participant) + (1 | stimulus)"
-_RANDOM_TERM = re.compile(r"^\(\s*(?P<expr>[^|]+?)\s*\|\s*(?P<group>[A-Za-z_][\w.]*)\s*\)$")
+_NAME = r"[A-Za-z_][\w.]*"
+_RANDOM_TERM = re.compile(rf"^\(\s*(?P<expr>[^|]+?)\s*(?P<bars>\|\|?)\s*(?P<group>{_NAME}(?:\s*[:/]\s*{_NAME})*)\s*\)$")
 
 
 def _split_top_level(text: str, sep: str = "+") -> list[str]:
@@ -38,8 +39,33 @@ def _split_top_level(text: str, sep: str = "+") -> list[str]:
     return [p for p in parts if p]
 
 
+def _expand_random(expr: str, bars: str, group: str) -> list[RandomTerm]:
+    """lme4's expansions: ``a/b`` → ``a`` and ``a:b``; ``(x || g)`` → ``(1 | g) + (0 + x | g)`` (one term each)."""
+    group = re.sub(r"\s+", "", group)
+    if "/" in group:
+        names = group.split("/")
+        groups = [":".join(names[: i + 1]) for i in range(len(names))]
+    else:
+        groups = [group]
+    if bars == "|":
+        return [RandomTerm(group=g, expr=expr) for g in groups]
+    minus_one = re.compile(r"-\s*1(?![\w.])")  # "x - 1" drops the intercept, as "0 + x" does
+    parts = _split_top_level(minus_one.sub("", expr))
+    intercept = "0" not in parts and not minus_one.search(expr)
+    slopes = [p for p in parts if p not in {"0", "1"}]
+    out = []
+    for g in groups:
+        if intercept:
+            out.append(RandomTerm(group=g, expr="1"))
+        out.extend(RandomTerm(group=g, expr=f"0 + {p}") for p in slopes)
+    return out
+
+
 def parse_formula(formula: str) -> tuple[str, list[RandomTerm]]:
-    """Split an lme4-style formula into the patsy fixed-effects formula and its random terms."""
+    """Split an lme4-style formula into the patsy fixed-effects formula and its random terms.
+
+    Random terms: ``(expr | g)``, uncorrelated ``(expr || g)``, nested ``(1 | a:b)`` and ``(1 | a/b)``.
+    """
     if "~" not in formula:
         raise RatingsError(f"formula needs a '~': {formula!r}")
     lhs, rhs = formula.split("~", 1)
@@ -47,7 +73,9 @@ def parse_formula(formula: str) -> tuple[str, list[RandomTerm]]:
     for part in _split_top_level(rhs):
         match = _RANDOM_TERM.match(part)
         if match:
-            random.append(RandomTerm(group=match["group"], expr=match["expr"]))
+            random.extend(_expand_random(match["expr"], match["bars"], match["group"]))
+        elif "|" in part:
+            raise RatingsError(f"cannot read the random-effects term {part!r} (expected e.g. (1 | participant))")
         else:
             fixed.append(part)
     if not random:
@@ -55,7 +83,15 @@ def parse_formula(formula: str) -> tuple[str, list[RandomTerm]]:
     return f"{lhs.strip()} ~ {' + '.join(fixed) or '1'}", random
 
 
-SATTERTHWAITE_MAX_PARAMETERS = 6
+SINGULAR_TOLERANCE = 1e-4  # lme4's check.conv.singular tol
+GRADIENT_TOLERANCE = 2e-3  # lme4's check.conv.grad tol (deviance units, scaled by the Hessian)
+HESSIAN_TOLERANCE = 1e-6  # lme4's check.conv.hess tol
+
+
+def _scaled_gradient(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """solve(chol(H), g) as lme4 scales the gradient (raises LinAlgError when H is not positive definite)."""
+    upper = np.linalg.cholesky(H).T
+    return np.linalg.solve(upper, g)
 
 
 def _ci(estimate: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -68,20 +104,35 @@ def _p_value(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
     return 2 * stats.t.sf(np.abs(statistic), df)
 
 
-def _central_hessian(f, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _central_hessian(f, x: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian (2k² + 1 evaluations; the gradient comes free)."""
     k = len(x)
     H = np.empty((k, k))
+    g = np.empty(k)
     f0 = f(x)
     for i in range(k):
         e_i = np.zeros(k)
         e_i[i] = steps[i]
-        H[i, i] = (f(x + e_i) - 2 * f0 + f(x - e_i)) / steps[i] ** 2
+        f_plus, f_minus = f(x + e_i), f(x - e_i)
+        g[i] = (f_plus - f_minus) / (2 * steps[i])
+        H[i, i] = (f_plus - 2 * f0 + f_minus) / steps[i] ** 2
         for j in range(i):
             e_j = np.zeros(k)
             e_j[j] = steps[j]
             H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (
                 4 * steps[i] * steps[j])
-    return H
+    return g, H
+
+
+def _hessian_messages(H: np.ndarray) -> list[str]:
+    """lme4's checkHess: negative eigenvalues, or a very large eigenvalue ratio."""
+    ev = np.linalg.eigvalsh(H)
+    if np.any(ev < -HESSIAN_TOLERANCE):
+        n_neg = int(np.sum(ev < -HESSIAN_TOLERANCE))
+        return [f"Model failed to converge with {n_neg} negative eigenvalue{'s' if n_neg > 1 else ''}: {ev.min():.2g}"]
+    if ev.max() <= 0 or ev.min() / ev.max() < HESSIAN_TOLERANCE:
+        return ["Model is nearly unidentifiable: large eigenvalue ratio - Rescale variables?"]
+    return []
 
 
 @dataclass
@@ -101,35 +152,46 @@ class RatingsFit:
     engine: CrossedLMM | None = field(default=None, repr=False)
     df_method: str = "satterthwaite"
     _satterthwaite_parts: tuple | None = field(default=None, repr=False)
+    _kr_parts: object | None = field(default=None, repr=False)
+    _warnings: list[str] | None = field(default=None, repr=False)
 
     def _uses_satterthwaite(self) -> bool:
-        return (self.df_method == "satterthwaite" and self.engine is not None
-                and len(self.result.theta) + 1 <= SATTERTHWAITE_MAX_PARAMETERS)
+        return self.df_method == "satterthwaite" and self.engine is not None
 
-    def degrees_of_freedom(self, L: np.ndarray) -> np.ndarray:
-        """Satterthwaite df of each contrast row of L (inf when the fit uses Wald z).
+    def _varpar_derivatives(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient g and Hessian H of the deviance in (θ, sigma), and ∂vcov(β)/∂(θ, sigma), at the optimum (cached).
 
-        df = 2 (l'Vl)^2 / (g'Ag) with g the gradient of l'Vl in (θ, sigma) and A = 2 H^-1 the asymptotic
-        covariance of (θ, sigma) from the Hessian H of the deviance (Kuznetsova et al. 2017, lmerTest).
+        lmerTest's Satterthwaite df and lme4's convergence checks both need them; one set of finite
+        differences serves both (the θ-Hessian of the profiled deviance is H's Schur complement on sigma).
         """
-        L = np.atleast_2d(L)
-        if not self._uses_satterthwaite():
-            return np.full(len(L), np.inf)
         if self._satterthwaite_parts is None:
             engine, reml = self.engine, self.result.reml
             with single_threaded_blas():
                 x = np.append(self.result.theta, self.result.sigma)
                 steps = 1e-3 * np.maximum(np.abs(x), 0.1)
-                H = _central_hessian(lambda v: engine.varpar_deviance(v, reml), x, steps)
+                g, H = _central_hessian(lambda v: engine.varpar_deviance(v, reml), x, steps)
                 jac = np.stack([(engine.fixed_vcov(x + np.eye(len(x))[i] * steps[i])
                                  - engine.fixed_vcov(x - np.eye(len(x))[i] * steps[i])) / (2 * steps[i])
                                 for i in range(len(x))])
-            try:
-                A = 2 * np.linalg.inv(H)
-            except np.linalg.LinAlgError:
-                A = 2 * np.linalg.pinv(H)
-            self._satterthwaite_parts = (A, jac)
-        A, jac = self._satterthwaite_parts
+            self._satterthwaite_parts = (x, g, H, jac)
+        return self._satterthwaite_parts
+
+    def degrees_of_freedom(self, L: np.ndarray) -> np.ndarray:
+        """Satterthwaite df of each contrast row of L (inf with ``df_method="normal"``), for every model.
+
+        df = 2 (l'Vl)^2 / (g'Ag) with g the gradient of l'Vl in (θ, sigma) and A = 2 H^-1 the asymptotic
+        covariance of (θ, sigma) from the Hessian H of the deviance (Kuznetsova et al. 2017, lmerTest).
+        """
+        L = np.atleast_2d(L)
+        if self.df_method == "kenward-roger":
+            return self.kenward_roger().degrees_of_freedom(L)
+        if not self._uses_satterthwaite():
+            return np.full(len(L), np.inf)
+        _, _, H, jac = self._varpar_derivatives()
+        try:
+            A = 2 * np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            A = 2 * np.linalg.pinv(H)
         variance = np.einsum("ij,jk,ik->i", L, self.result.vcov, L)
         grad = np.einsum("ij,mjk,ik->im", L, jac, L)
         denom = np.einsum("im,mn,in->i", grad, A, grad)
@@ -137,9 +199,60 @@ class RatingsFit:
             df = 2 * variance**2 / denom
         return np.where(np.isfinite(df) & (df > 0), df, np.inf)
 
+    @property
+    def singular(self) -> bool:
+        """lme4's isSingular: a variance (a diagonal element of a relative covariance factor) at ~0."""
+        lower = np.array([b[0] if b[0] is not None else -np.inf
+                          for b in (self.engine.theta_bounds() if self.engine else [])])
+        theta = self.result.theta
+        return bool(len(lower) and np.any(np.isfinite(lower) & (theta[: len(lower)] < SINGULAR_TOLERANCE)))
+
+    @property
+    def warnings(self) -> list[str]:
+        """lme4's fit messages: boundary (singular) fit, or else gradient and Hessian convergence checks."""
+        if self._warnings is None:
+            self._warnings = self._check_fit()
+        return self._warnings
+
+    def _check_fit(self) -> list[str]:
+        out = []
+        if not self.result.converged:
+            out.append(f"optimizer did not report convergence ({self.result.optimizer_message})")
+        if self.singular:
+            zero = [row.group for row in self.variance_components().itertuples()
+                    if row.group != "Residual" and row.variance < 1e-10 * max(self.result.sigma**2, 1e-300)]
+            detail = f" ({', '.join(zero)} variance estimated as 0)" if zero else ""
+            return [*out, f"boundary (singular) fit: see help('isSingular'){detail}"]
+        if self.engine is None:
+            return out
+        # lme4 checks the profiled deviance in θ: at the optimum sigma-hat, its gradient is ∂D/∂θ and its Hessian
+        # the Schur complement of the (θ, sigma) Hessian on sigma.
+        _, g, H, _ = self._varpar_derivatives()
+        grad, h_tt = g[:-1], H[:-1, :-1] - np.outer(H[:-1, -1], H[-1, :-1]) / H[-1, -1]
+        try:
+            scaled = _scaled_gradient(h_tt, grad)
+            worst = np.minimum(np.abs(scaled), np.abs(grad))
+            if worst.max() > GRADIENT_TOLERANCE:
+                out.append(f"Model failed to converge with max|grad| = {worst.max():.3g} "
+                           f"(tol = {GRADIENT_TOLERANCE}, component {int(worst.argmax()) + 1})")
+        except np.linalg.LinAlgError:
+            out.append("unable to evaluate scaled gradient")
+        out.extend(_hessian_messages(h_tt))
+        return out
+
+    def kenward_roger(self):
+        """pbkrtest's adjusted covariance and df (``df_method="kenward-roger"``; REML fits; cached)."""
+        if self._kr_parts is None:
+            from analysis.kenward_roger import kenward_roger
+
+            with single_threaded_blas():
+                self._kr_parts = kenward_roger(self.engine, self.result)
+        return self._kr_parts
+
     def _inference(self, L: np.ndarray) -> dict[str, np.ndarray]:
         est = L @ self.result.beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.result.vcov, L))
+        vcov = self.kenward_roger().vcov_adjusted if self.df_method == "kenward-roger" else self.result.vcov
+        se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))
         df = self.degrees_of_freedom(L)
         low, high = _ci(est, se, df, self.alpha)
         return {"estimate": est, "std_error": se, "df": df, "ci_low": low, "ci_high": high,
@@ -288,23 +401,36 @@ class RatingsFit:
             self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.5f}"),
             f"Number of obs: {r.n_obs}, groups: {groups}",
             "",
-            "Fixed effects (t tests, Satterthwaite df):" if self._uses_satterthwaite()
-            else "Fixed effects (Wald z, normal reference):",
+            {"satterthwaite": "Fixed effects (t tests, Satterthwaite df):",
+             "kenward-roger": "Fixed effects (t tests, Kenward-Roger adjusted SEs and df):"}.get(
+                self.df_method if self.engine is not None else "", "Fixed effects (Wald z, normal reference):"),
             self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5f}",
                                       formatters={"p_value": lambda v: f"{v:.3g}", "df": lambda v: f"{v:.1f}"}),
         ]
-        if not r.converged:
-            lines.append(f"warning: optimizer did not report convergence ({r.optimizer_message})")
+        lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
 
 
+def _group_columns(group: str) -> list[str]:
+    """``a:b`` (a nested or interaction grouping) is the combination of columns a and b."""
+    return [g.strip() for g in group.split(":")]
+
+
+def _grouping(data: pd.DataFrame, group: str) -> pd.Series:
+    columns = _group_columns(group)
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise RatingsError(f"random-effects grouping column {missing[0]!r} not in the data")
+    if len(columns) == 1:
+        return data[columns[0]]
+    return data[columns].astype(str).agg(":".join, axis=1)
+
+
 def _group_design(data: pd.DataFrame, term: RandomTerm) -> GroupDesign:
-    if term.group not in data.columns:
-        raise RatingsError(f"random-effects grouping column {term.group!r} not in the data")
-    codes, levels = pd.factorize(data[term.group], sort=True)
+    codes, levels = pd.factorize(_grouping(data, term.group), sort=True)
     if term.expr.strip() == "1":
         columns, names = np.ones((len(data), 1)), ["Intercept"]
     else:
@@ -344,13 +470,21 @@ def fit_ratings(
 ) -> RatingsFit:
     """Fit ``formula`` (lme4 syntax) to one dimension's ratings with the fast crossed-LMM engine.
 
-    ``df_method``: "satterthwaite" (default; Wald z for models with many variance parameters) or "normal".
+    ``df_method``: "satterthwaite" (default, every model), "kenward-roger" (pbkrtest's adjusted covariance and
+    df; REML, up to a few thousand random-effect columns) or "normal" (Wald z). Models lme4 would refuse (a
+    grouping factor with one level, as many levels or random effects as observations) raise ModelFitError.
     """
-    if df_method not in {"satterthwaite", "normal"}:
-        raise RatingsError(f"df_method must be 'satterthwaite' or 'normal', not {df_method!r}")
+    if df_method not in {"satterthwaite", "kenward-roger", "normal"}:
+        raise RatingsError(f"df_method must be 'satterthwaite', 'kenward-roger' or 'normal', not {df_method!r}")
+    if df_method == "kenward-roger" and not reml:
+        raise RatingsError("Kenward-Roger needs a REML fit")
     fixed_formula, random_terms = parse_formula(formula)
     data = prepare_model_data(ratings, dimension=dimension, reference=reference)
-    data = data.dropna(subset=[t.group for t in random_terms])
+    group_columns = sorted({c for t in random_terms for c in _group_columns(t.group)})
+    absent = [c for c in group_columns if c not in data.columns]
+    if absent:
+        raise RatingsError(f"random-effects grouping column {absent[0]!r} not in the data")
+    data = data.dropna(subset=group_columns)
     try:
         y, X = patsy.dmatrices(fixed_formula, data, return_type="dataframe")
     except patsy.PatsyError as exc:

@@ -17,7 +17,7 @@ from analysis import figures
 from analysis.engine import ModelFitError
 from analysis.exclusions import ExclusionOutcome, ExclusionRules, apply_exclusions
 from analysis.models import DEFAULT_FORMULA, LikelihoodRatioTest, RatingsFit, fit_ratings, likelihood_ratio_test
-from analysis.ordinal import fit_ordinal
+from analysis.ordinal import ordinal_analysis
 from analysis.ratings import DESCRIPTOR_COLUMNS, REFERENCE_CONDITION, RatingsError, conditions_in_order, load_ratings
 from analysis.reliability import dimension_correlation, reliability_table, stimulus_means
 
@@ -158,10 +158,13 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
                        name="slopes", theta0=_slopes_start(main))
         if fit:
             fits["slopes"] = fit
+    # lme4's messages (boundary (singular) fit, convergence checks) for every model, beside the tables.
+    notes.extend(f"{name}: {warning}" for name, fit in fits.items() for warning in fit.warnings)
     ordinal_table = None
     if ordinal:
         try:
-            ordinal_table = fit_ordinal(data, dimension=dimension, reference=reference).drop(columns="dimension")
+            ordinal_table, ordinal_notes = ordinal_analysis(data, dimension=dimension, reference=reference)
+            notes.extend(ordinal_notes)
         except (ValueError, np.linalg.LinAlgError) as exc:
             notes.append(f"ordinal model: not fitted ({exc})")
     return DimensionAnalysis(dimension=dimension, fits=fits, lrt=lrt, emmeans=emm, contrasts=main.contrasts(),
@@ -240,7 +243,7 @@ def write_tables(analysis: StudyAnalysis, out_dir: Path) -> dict[str, Path]:
         "reliability": "Reliability per rating dimension.",
         "contrasts": "Conditions versus baseline (Holm-adjusted p-values).",
         "emmeans": "Estimated marginal means per condition.",
-        "ordinal": "Cumulative-logit sensitivity analysis (two-way cluster-robust SEs).",
+        "ordinal": "Cumulative-logit mixed model: condition log odds ratios (random participants and stimuli).",
     }
     for name, caption in captions.items():
         if tables[name].empty:
@@ -285,15 +288,16 @@ def methods_text(analysis: StudyAnalysis) -> str:
         "maximum likelihood (the profiled REML deviance of lme4, computed by this package's sparse-Cholesky engine), "
         "with the baseline condition as the reference level. Confidence intervals and p-values use t statistics with "
         "Satterthwaite degrees of freedom (as lmerTest; condition varies between stimuli, so the effective df follow "
-        "the number of stimuli rather than of ratings); the random-slopes variant, with many variance parameters, "
-        "uses Wald z. Contrasts of each "
+        "the number of stimuli rather than of ratings), for every model including the random-slopes variant. "
+        "Contrasts of each "
         "condition with baseline are Holm-adjusted; the omnibus effect of condition was tested with a "
         "likelihood-ratio test of maximum-likelihood fits against the intercept-only model. Standardised effects d "
         "divide the estimate by the square root of the summed variance components (Westfall, Kenny & Judd, 2014). "
         "Pre-specified variants treated perturbation strength ε as a linear and a B-spline dose (baseline and "
         "ε > 0 conditions only), added image class as a factor, added standardised stimulus descriptors when "
-        "available, and allowed by-participant random slopes for condition. As an ordinal sensitivity analysis we "
-        "fitted a cumulative-logit model with standard errors clustered two-way by participant and stimulus. "
+        "available, and allowed by-participant random slopes for condition. As an ordinal analysis we fitted a "
+        "cumulative-logit mixed model with flexible thresholds and crossed random intercepts for participants and "
+        "stimuli (Laplace approximation, as ordinal::clmm in R). "
         "Reliability was summarised by the intra-class correlations implied by the variance components, the "
         "reliability of stimulus means, split-half reliability over random participant splits (Spearman-Brown "
         "corrected) and Krippendorff's alpha (interval and ordinal)."

@@ -55,11 +55,14 @@ def simulate_ratings(
     dimensions: Sequence[str] = ("artistry",),
     scale: tuple[int, int] | None = None,
     seed: int = 0,
+    sd_slope: float = 0.0,
 ) -> pd.DataFrame:
     """A long-format export like the study app's, drawn from ``response ~ condition + (1|participant) + (1|stimulus)``.
 
     ``scale=(1, 7)`` rounds and clips to a rating scale; ``None`` keeps the latent continuous response so
-    the fitted model is exactly the true one (coverage tests).
+    the fitted model is exactly the true one (coverage tests). ``sd_slope`` > 0 adds a participant-by-condition
+    deviation (SD ``sd_slope``) to every rating: participants differ in how they respond to each condition, the
+    structure ``(1 + condition | participant)`` models (Type I error tests of the slopes model).
     """
     rng = np.random.default_rng(seed)
     effects = dict(effects or {})
@@ -73,6 +76,9 @@ def simulate_ratings(
         u_p = rng.normal(0.0, sd_participant, design.n_participants)
         u_s = rng.normal(0.0, sd_stimulus, design.n_stimuli)
         y = intercept + effect_by_cond[cond] + u_p[participant] + u_s[stimulus]
+        if sd_slope > 0:
+            u_pc = rng.normal(0.0, sd_slope, (design.n_participants, len(conditions)))
+            y = y + u_pc[participant, cond]
         y = y + rng.normal(0.0, sd_residual, len(y))
         if scale is not None:
             y = np.clip(np.round(y), scale[0], scale[1])
@@ -89,3 +95,32 @@ def simulate_ratings(
                                    design.n_participants),
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def null_rejection_rates(*, design: CrossedDesign, formula: str, n_datasets: int, alpha: float = 0.05,
+                         sd_slope: float = 0.4, seed: int = 0, progress: bool = False) -> dict[str, float]:
+    """Type I error of the condition effects under the null (no condition effect), Satterthwaite t vs Wald z.
+
+    Every dataset draws participant-by-condition deviations (``sd_slope``), so the slopes model is the true
+    model; each non-reference coefficient's test counts once per dataset.
+    """
+    from scipy import stats
+    from tqdm.auto import tqdm
+
+    from analysis.models import fit_ratings
+
+    rejected_t, rejected_z, singular, dfs = [], [], 0, []
+    for i in tqdm(range(n_datasets), disable=not progress, desc="null datasets"):
+        data = simulate_ratings(design=design, sd_slope=sd_slope, seed=seed + i)
+        fit = fit_ratings(data, formula)
+        frame = fit.to_frame()
+        frame = frame[frame["term"].str.startswith("condition[")]
+        rejected_t.extend(frame["p_value"] < alpha)
+        rejected_z.extend(2 * stats.norm.sf(np.abs(frame["statistic"])) < alpha)
+        dfs.extend(frame["df"])
+        singular += fit.singular
+    n = len(rejected_t)
+    return {"n_datasets": n_datasets, "n_tests": n, "type1_t": float(np.mean(rejected_t)),
+            "type1_t_se": float(np.sqrt(np.mean(rejected_t) * (1 - np.mean(rejected_t)) / n)),
+            "type1_z": float(np.mean(rejected_z)), "median_df": float(np.median(dfs)),
+            "singular_fits": singular}
