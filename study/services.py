@@ -111,9 +111,11 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
 
 def _participant_step_move(*, participant: Participant, from_step: str, to_step: str) -> Participant:
     """Move only if still at `from_step`: a double click or a stale tab then changes nothing."""
-    with transaction.atomic():
-        Participant.objects.filter(pk=participant.pk, step=from_step).update(step=to_step)
-    participant.refresh_from_db()
+    moved = Participant.objects.filter(pk=participant.pk, step=from_step).update(step=to_step)
+    if moved:
+        participant.step = to_step
+    else:  # another request moved first: read where it went (only the step, the cached study stays)
+        participant.refresh_from_db(fields=["step"])
     return participant
 
 
@@ -291,11 +293,10 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
 
 def questionnaire_submit(*, participant: Participant, answers: Mapping[str, object]) -> AnswerOutcome:
     """Store the questionnaire once and complete the participant."""
+    now = timezone.now()
     with transaction.atomic():
         moved = Participant.objects.filter(pk=participant.pk, step=Participant.Step.QUESTIONNAIRE,
-                                           released_at=None).update(
-            step=Participant.Step.DONE, completed_at=timezone.now()
-        )
+                                           released_at=None).update(step=Participant.Step.DONE, completed_at=now)
         if not moved:
             return AnswerOutcome(recorded=False)
         QuestionnaireResponse.objects.create(
@@ -303,7 +304,7 @@ def questionnaire_submit(*, participant: Participant, answers: Mapping[str, obje
             art_training=answers["art_training"], art_expertise=answers["art_expertise"],
             comment=answers.get("comment", ""),
         )
-    participant.refresh_from_db()
+    participant.step, participant.completed_at = Participant.Step.DONE, now
     return AnswerOutcome(recorded=True)
 
 

@@ -1,0 +1,93 @@
+"""Query budget of the participant pages (docs/study.md, "Serving cost"): each page's maximum, enforced.
+
+The hot path must stay a handful of statements: one read of the participant's whole state, one conditional
+update and one insert per answer. A change that adds a query to a page fails here, on SQLite and on PostgreSQL.
+Only consent (the assignment) may take the per-study lock.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from study.bots import read_page
+from study.models import Participant
+from tests.study.factories import make_study
+
+pytestmark = pytest.mark.django_db
+
+# Statements per request, after the process caches are warm (a second participant of the same study).
+BUDGET = {
+    "entry GET": 3,  # the study, the participant by pseudonym, its insert
+    "consent POST": 9,  # the assignment: lock the study, release idle ones, read coverage, insert the trial list
+    "instructions POST": 2,  # state read, conditional move
+    "page GET": 2,  # any step: the state read (+ the trial's "shown" stamp)
+    "trials POST": 4,  # state read, conditional move, one multi-row rating insert, answer stamp
+    "questionnaire POST": 3,  # state read, conditional move, answers insert
+}
+
+
+def _count(fn):
+    with CaptureQueriesContext(connection) as log:
+        response = fn()
+    # Transaction control is not a query of the page (tests wrap every request in a savepoint).
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    queries = [q["sql"] for q in log.captured_queries if not q["sql"].upper().startswith(control)]
+    return response, queries
+
+
+def _walk(study, pid: str) -> dict[str, list[list[str]]]:
+    client = Client()
+    seen: dict[str, list[list[str]]] = {}
+
+    def note(key, queries):
+        seen.setdefault(key, []).append(queries)
+
+    response, queries = _count(lambda: client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": pid}))
+    note("entry GET", queries)
+    url = response["Location"]
+    while True:
+        response, queries = _count(lambda: client.get(url))
+        note("page GET", queries)
+        page = read_page(response.content.decode())
+        if page.step == "done":
+            return seen
+        data = dict(page.hidden)
+        if page.step == "consent":
+            data["choice"] = "agree"
+        elif page.step == "trials":
+            for d in page.dimensions:
+                data[d["data-dimension"]] = d["data-min"]
+            if page.instructed is not None:
+                data[page.dimensions[0]["data-dimension"]] = str(page.instructed)
+        elif page.step == "questionnaire":
+            data.update({name: options[0] for name, options in page.radios.items()})
+        response, queries = _count(lambda data=data: client.post(url, data))
+        assert response.status_code == 303, response.content[:300]
+        note(f"{page.step} POST", queries)
+
+
+def test_participant_pages_stay_within_their_query_budget(stimulus_set):
+    study = make_study(stimulus_set=stimulus_set, trials_per_participant=6, practice_trials=1, attention_checks=1)
+    _walk(study, "warm-up")  # fills the per-process caches (dimensions, scales, languages)
+    seen = _walk(study, "measured")
+    over = {key: max(len(q) for q in runs) for key, runs in seen.items() if max(len(q) for q in runs) > BUDGET[key]}
+    detail = {key: max(runs, key=len) for key, runs in seen.items() if key in over}
+    assert not over, f"over budget {over} (budget {BUDGET}): {detail}"
+    assert Participant.objects.filter(study=study, step=Participant.Step.DONE).count() == 2
+
+
+def test_only_the_assignment_takes_the_study_lock(stimulus_set):
+    study = make_study(stimulus_set=stimulus_set, trials_per_participant=4, practice_trials=0, attention_checks=0)
+    _walk(study, "warm-up")
+    seen = _walk(study, "measured")
+
+    # The study row is the lock: assignment bumps its serial (UPDATE), which serialises concurrent arrivals.
+    def takes_lock(sql: str) -> bool:
+        sql = sql.upper()
+        return "FOR UPDATE" in sql or sql.startswith('UPDATE "STUDY_STUDY"')
+
+    locking = {key for key, runs in seen.items() for q in runs for sql in q if takes_lock(sql)}
+    assert locking == {"consent POST"}
