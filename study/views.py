@@ -23,6 +23,7 @@ from study.error_pages import error_page
 from study.forms import QuestionnaireForm
 from study.languages import in_study_language
 from study.models import Participant, RatingDimension, Study, Trial
+from study.trial_page import render_trial_page
 
 RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 UNAVAILABLE_MESSAGES = {
@@ -259,7 +260,8 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
                           and previous.block != current.block),
         "slider": RatingDimension.Kind.SLIDER,
     })
-    return render(request, "study/trial.html", context)
+    context["progress_value"] = context["number"] - 1
+    return render_trial_page(request, context)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
