@@ -21,6 +21,21 @@ from analysis.engine import CrossedLMM, EngineResult, GroupDesign, ModelFitError
 from analysis.ratings import REFERENCE_CONDITION, RatingsError, conditions_in_order
 
 DEFAULT_FORMULA = "response ~ condition + (1 | participant) + (1 | stimulus)"
+
+
+class _Standardize(patsy.state.Standardize):
+    """patsy's standardize with the sample SD (n - 1), as R's scale(); patsy's own divides by n."""
+
+    def memorize_chunk(self, x, center=True, rescale=True, ddof=1):
+        super().memorize_chunk(x, center=center, rescale=rescale, ddof=ddof)
+
+    def transform(self, x, center=True, rescale=True, ddof=1):
+        return super().transform(x, center=center, rescale=rescale, ddof=ddof)
+
+
+# Formulas are evaluated in this module's namespace, which patsy searches before its built-ins: this
+# `standardize` replaces patsy's in every model formula.
+standardize = patsy.stateful_transform(_Standardize)
 _RANDOM_TERM = re.compile(r"^\(\s*(?P<expr>[^|]+?)\s*\|\s*(?P<group>[A-Za-z_][\w.]*)\s*\)$")
 
 
@@ -355,6 +370,9 @@ def fit_ratings(
         y, X = patsy.dmatrices(fixed_formula, data, return_type="dataframe")
     except patsy.PatsyError as exc:
         raise RatingsError(f"cannot build the model {fixed_formula!r}: {str(exc).splitlines()[0]}") from exc
+    if not np.isfinite(y.to_numpy(dtype=float)).all():
+        n_bad = int((~np.isfinite(y.to_numpy(dtype=float))).sum())
+        raise RatingsError(f"the response has {n_bad} infinite value(s); drop them first (the report's exclusions do)")
     data = data.loc[X.index].reset_index(drop=True)
     groups = [_group_design(data, t) for t in random_terms]
     with single_threaded_blas():  # small dense factorisations: BLAS threads only add contention

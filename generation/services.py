@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from PIL import Image, UnidentifiedImageError
 
+from analysis.schema import DESCRIPTOR_COLUMNS
 from config.errors import SetupError
 from generation.classes import class_name
 from generation.descriptors import describe
@@ -49,8 +50,6 @@ UNTRAINED_LABEL = "untrained random weights — demo only"
 STIMULI_DIR = "stimuli"
 MANIFEST_COLUMNS = ["stimulus_id", "condition", "class_index", "class_name", "seed", "epsilon", "draw", "path",
                     "sha256", "width", "height", "recipe_id"]
-DESCRIPTOR_KEYS = ["colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density",
-                   "compression_ratio"]
 
 
 def stimulus_token(set_name: str, recipe_id: str) -> str:
@@ -323,7 +322,7 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
     media = Path(settings.MEDIA_ROOT)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS + DESCRIPTOR_KEYS)
+    writer.writerow([*MANIFEST_COLUMNS, *DESCRIPTOR_COLUMNS])
     for stimulus in stimulus_set.stimuli.order_by("condition", "draw", "class_index", "seed", "public_id"):
         source = media / stimulus.image.name
         target = out_dir / Path(stimulus.image.name).name
@@ -334,7 +333,7 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
         writer.writerow([stimulus.public_id, stimulus.condition, _blank(stimulus.class_index), stimulus.class_name,
                          _blank(stimulus.seed), _blank(stimulus.epsilon), _blank(stimulus.draw), target.name,
                          stimulus.sha256, stimulus.width, stimulus.height, stimulus.recipe_id]
-                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS])
+                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_COLUMNS])
     manifest = out_dir / "manifest.csv"
     atomic_write_bytes(manifest, buffer.getvalue().encode())
     return manifest

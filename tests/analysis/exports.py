@@ -25,7 +25,7 @@ def study_export(tmp_path: Path, *, n_participants: int = 36, n_stimuli: int = 3
     ratings["is_practice"] = "False"
     ratings["is_attention_check"] = "False"
     ratings["attention_passed"] = ""
-    ratings["status"] = "completed"
+    ratings["participant_status"] = "completed"
     practice = ratings.groupby("participant").head(1).assign(is_practice="True", trial_index=-1)
     checks = ratings.groupby("participant").head(1).assign(is_attention_check="True", attention_passed="True",
                                                             stimulus="ATTN", trial_index=999)

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from PIL import Image
 
+from analysis.schema import DESCRIPTOR_COLUMNS
 from config.errors import SetupError
 from generation import pipeline
 from generation.models import RenderJob, Stimulus, StimulusSet
@@ -43,8 +44,7 @@ def test_render_set_records_stimuli_and_writes_manifest(tmp_path, tiny_model, se
         data = (settings.MEDIA_ROOT / s.image.name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == s.sha256
         assert (s.width, s.height) == (64, 64)
-        assert set(s.descriptors) == {"colorfulness", "saturation", "rms_contrast", "luminance_entropy",
-                                      "edge_density", "compression_ratio"}
+        assert tuple(s.descriptors) == DESCRIPTOR_COLUMNS  # the names the export and the analysis read
         assert s.image.name == f"stimuli/{s.public_id}.png"
         assert s.condition not in s.image.name and "artistic" not in s.public_id
         assert s.recipe_id == hashlib.sha256(__import__("json").dumps(
