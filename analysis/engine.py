@@ -171,8 +171,6 @@ class CrossedLMM:
         self.X = np.asarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.groups = groups
-        if np.linalg.matrix_rank(self.X) < self.p:
-            raise ModelFitError("the fixed-effects design is rank deficient (a level or covariate is redundant)")
         sizes = [g.n_levels * g.q for g in groups]
         self.elim = int(np.argmax(sizes))
         self.rest = [i for i in range(len(groups)) if i != self.elim]
@@ -184,6 +182,9 @@ class CrossedLMM:
         self.q_rest = int(sum(z.shape[1] for z in z_rest))
         self.F0 = sp.hstack([*z_rest, sp.csr_matrix(self.X)], format="csc")
         self.F0tF0 = (self.F0.T @ self.F0).toarray()
+        # Rank from XᵀX (already in F0ᵀF0): an SVD of the n x p X cost seconds on large studies with many columns.
+        if np.linalg.matrix_rank(self.F0tF0[self.q_rest :, self.q_rest :], hermitian=True) < self.p:
+            raise ModelFitError("the fixed-effects design is rank deficient (a level or covariate is redundant)")
         self.W0 = (self.Z1.T @ self.F0).tocsr()
         self.m = self.q_rest + self.p + 1
         # With random intercepts only, a level's weight depends on θ only through its count nⱼ; balanced

@@ -58,16 +58,18 @@ class Timings:
     def section(self, name: str, dimension: str = "") -> Iterator[None]:
         if self.bar is not None:
             self.bar.set_description(f"{name} {dimension}".strip())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            self.rows.append({"section": name, "dimension": dimension, "seconds": time.perf_counter() - start})
+            # CPU seconds beside wall seconds: on a shared machine the wall time also counts other people's work.
+            self.rows.append({"section": name, "dimension": dimension, "seconds": time.perf_counter() - start,
+                              "cpu_seconds": time.process_time() - cpu})
             if self.bar is not None:
                 self.bar.update(1)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["section", "dimension", "seconds"])
+        return pd.DataFrame(self.rows, columns=["section", "dimension", "seconds", "cpu_seconds"])
 
 
 @dataclass
@@ -87,10 +89,17 @@ class DimensionAnalysis:
     class_emmeans: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)  # what was done differently from the default, and why
     skipped: list[str] = field(default_factory=list)  # one sentence per model or table not produced
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # each fit's fixed-effects table, computed once
 
     @property
     def main(self) -> RatingsFit | None:
         return self.fits.get("main")
+
+    def add(self, name: str, fit: RatingsFit) -> RatingsFit:
+        """Keep a fit with its table (the Satterthwaite df are computed here, inside the model's timed section)."""
+        self.frames[name] = fit.to_frame()
+        self.fits[name] = fit
+        return fit
 
     def skip(self, what: str, why: str) -> None:
         self.skipped.append(f"{self.dimension}: {what} was skipped because {why}.")
@@ -120,8 +129,8 @@ class StudyAnalysis:
         return [*self.skipped, *(s for a in self.dimensions.values() for s in a.skipped)]
 
     def fixed_effects(self) -> pd.DataFrame:
-        frames = [fit.to_frame().assign(dimension=dim, model=name)
-                  for dim, a in self.dimensions.items() for name, fit in a.fits.items()]
+        frames = [a.frames[name].assign(dimension=dim, model=name)
+                  for dim, a in self.dimensions.items() for name in a.fits]
         return pd.concat(frames, ignore_index=True)[FIXED_COLUMNS] if frames else pd.DataFrame(columns=FIXED_COLUMNS)
 
     def variance_components(self) -> pd.DataFrame:
@@ -257,11 +266,10 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     formula = f"response ~ condition + {random}"
     with timings.section("main model", dimension):
         try:
-            main = _fit(data, formula, dimension=dimension, reference=used_reference, name="main")
+            main = a.add("main", _fit(data, formula, dimension=dimension, reference=used_reference, name="main"))
         except FIT_ERRORS as exc:
             a.skip("the main model", f"it could not be fitted ({_first_line(exc)})")
             return a
-    a.fits["main"] = main
     theta0 = main.result.theta
     with timings.section("marginal means and contrasts", dimension):
         try:
@@ -289,9 +297,9 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     if slopes:
         with timings.section("random slopes", dimension):
             try:
-                a.fits["slopes"] = _fit(data, f"response ~ condition + (1 + condition | participant) + "
-                                              f"{random.split(' + ', 1)[1]}", dimension=dimension,
-                                        reference=used_reference, name="slopes", theta0=_slopes_start(main))
+                a.add("slopes", _fit(data, f"response ~ condition + (1 + condition | participant) + "
+                                           f"{random.split(' + ', 1)[1]}", dimension=dimension,
+                                     reference=used_reference, name="slopes", theta0=_slopes_start(main)))
             except FIT_ERRORS as exc:
                 a.skip("the random-slopes model", f"it could not be fitted ({_first_line(exc)})")
     if ordinal:
@@ -324,9 +332,8 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
     grid = pd.DataFrame({"epsilon": np.linspace(dose["epsilon"].min(), dose["epsilon"].max(), 41)})
     n_eps = dose["epsilon"].nunique()
     try:
-        fit = _fit(dose, f"response ~ epsilon + {random}", dimension=a.dimension, reference=a.reference,
-                   name="dose_linear", theta0=theta0)
-        a.fits["dose_linear"] = fit
+        fit = a.add("dose_linear", _fit(dose, f"response ~ epsilon + {random}", dimension=a.dimension,
+                                        reference=a.reference, name="dose_linear", theta0=theta0))
         a.dose_curves["linear"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the linear dose model", f"it could not be fitted ({_first_line(exc)})")
@@ -335,9 +342,9 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
         return
     spline_df = min(3, n_eps - 2)
     try:
-        fit = _fit(dose, f"response ~ bs(epsilon, df={spline_df}, degree={min(2, spline_df)}) + {random}",
-                   dimension=a.dimension, reference=a.reference, name="dose_spline", theta0=theta0)
-        a.fits["dose_spline"] = fit
+        fit = a.add("dose_spline", _fit(dose, f"response ~ bs(epsilon, df={spline_df}, degree={min(2, spline_df)}) "
+                                              f"+ {random}", dimension=a.dimension, reference=a.reference,
+                                        name="dose_spline", theta0=theta0))
         a.dose_curves["spline"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the spline dose model", f"it could not be fitted ({_first_line(exc)})")
@@ -352,9 +359,10 @@ def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
         a.skip("the class model", "there are as many image classes as stimuli, so class and stimulus are confounded")
         return
     try:
-        fit = _fit(data, f"response ~ condition + C(class_index) + {random}", dimension=a.dimension,
-                   reference=a.reference, name="class", theta0=theta0)
-        a.fits["class"] = fit
+        # A categorical column: patsy codes it directly instead of testing every one of the n values for NaN.
+        classed = data.assign(class_index=pd.Categorical(data["class_index"]))
+        fit = a.add("class", _fit(classed, f"response ~ condition + C(class_index) + {random}", dimension=a.dimension,
+                                  reference=a.reference, name="class", theta0=theta0))
         class_emm = fit.emmeans("class_index").rename(columns={"emmean": "estimate"})
         counts = data.groupby("class_index")["stimulus"].nunique()
         counts.index = counts.index.astype(str)
@@ -374,8 +382,8 @@ def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, 
         return
     covariates = " + ".join(f"standardize({c})" for c in descriptors)
     try:
-        a.fits["descriptors"] = _fit(data, f"response ~ condition + {covariates} + {random}", dimension=a.dimension,
-                                     reference=a.reference, name="descriptors", theta0=theta0)
+        a.add("descriptors", _fit(data, f"response ~ condition + {covariates} + {random}", dimension=a.dimension,
+                                  reference=a.reference, name="descriptors", theta0=theta0))
     except FIT_ERRORS as exc:
         a.skip("the descriptor model", f"it could not be fitted ({_first_line(exc)})")
 
@@ -434,12 +442,15 @@ def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules |
     analysis = StudyAnalysis(raw=raw, exclusions=outcome, rules=rules, dimensions={}, reliability=pd.DataFrame(),
                              correlation={}, options=options, timings=timings)
     if kept.empty:
-        analysis.skipped.append("No ratings remain after the exclusions, so no model, reliability or correlation "
-                                "was computed.")
+        analysis.skipped.append("No model, reliability or correlation was computed because no ratings remain after "
+                                "the exclusions.")
     steps = len(dims) * (3 + lrt + classes + slopes + ordinal) + 2 + power
     with tqdm(total=steps, desc="report", disable=not progress) as bar:
         timings.bar = bar
         for dim in dims:
+            if kept.empty:  # said once above, not once per dimension
+                analysis.dimensions[dim] = DimensionAnalysis(dimension=dim, reference=reference)
+                continue
             analysis.dimensions[dim] = analyse_dimension(kept, dim, reference=reference, network=network,
                                                          slopes=slopes, ordinal=ordinal, classes=classes, lrt=lrt,
                                                          timings=timings)
@@ -468,9 +479,9 @@ def _latex(frame: pd.DataFrame, caption: str, label: str) -> str:
     return frame.to_latex(index=False, float_format="%.3f", caption=caption, label=label, escape=True)
 
 
-def df_method(fit: RatingsFit) -> str:
-    """How this fit's tests were computed, read from its table (not from a default)."""
-    return "Satterthwaite t" if np.isfinite(fit.to_frame()["df"]).any() else "Wald z"
+def df_method(frame: pd.DataFrame) -> str:
+    """How a fit's tests were computed, read from its fixed-effects table (not from a default)."""
+    return "Satterthwaite t" if np.isfinite(frame["df"]).any() else "Wald z"
 
 
 def write_tables(analysis: StudyAnalysis, out_dir: Path) -> dict[str, Path]:
@@ -498,8 +509,7 @@ def write_tables(analysis: StudyAnalysis, out_dir: Path) -> dict[str, Path]:
         path = out_dir / f"{name}.csv"
         frame.to_csv(path, index=False)
         paths[name] = path
-    mains = [a.main for a in analysis.dimensions.values() if a.main is not None]
-    methods = sorted({df_method(fit) for fit in mains})
+    methods = sorted({df_method(a.frames["main"]) for a in analysis.dimensions.values() if a.main is not None})
     interval = f"95\\% CIs, {' and '.join(methods)}" if methods else "95\\% CIs"
     captions = {
         "fixed_effects": f"Fixed effects of the main crossed mixed models ({interval}).",
@@ -592,11 +602,11 @@ def methods_text(analysis: StudyAnalysis) -> str:
             f"Ratings of {_join(dims)} were analysed with a linear mixed model, {formula}, fitted by restricted "
             "maximum likelihood (the profiled REML deviance of lme4, computed by this package's engine), with "
             f"'{reference}' as the reference level.")
-    fits = [(name, fit) for a in analysis.dimensions.values() for name, fit in a.fits.items()]
+    fits = [(name, a.frames[name]) for a in analysis.dimensions.values() for name in a.fits]
     if fits:
         methods: dict[str, list[str]] = {}
-        for name, fit in fits:
-            method = df_method(fit)
+        for name, frame in fits:
+            method = df_method(frame)
             if name not in methods.setdefault(method, []):
                 methods[method].append(name)
         wording = {"Satterthwaite t": "t statistics with Satterthwaite degrees of freedom",
@@ -751,8 +761,9 @@ def render_report(analysis: StudyAnalysis, *, base_dir: Path | None = None, titl
     model_tables = {}
     for d, a in analysis.dimensions.items():
         model_tables[d] = {
-            "fits": {name: {"fixed": _html_table(fit.to_frame()), "random": _html_table(fit.variance_components()),
-                            "loglik": fit.loglik, "n": fit.nobs, "formula": fit.formula, "df_method": df_method(fit),
+            "fits": {name: {"fixed": _html_table(a.frames[name]), "random": _html_table(fit.variance_components()),
+                            "loglik": fit.loglik, "n": fit.nobs, "formula": fit.formula,
+                            "df_method": df_method(a.frames[name]),
                             "converged": fit.result.converged}
                      for name, fit in a.fits.items()},
             "reference": a.reference,

@@ -22,7 +22,8 @@ def report(tmp_path_factory) -> Path:
     export.loc[export["participant"] == "P00001", "rt_ms"] = 120  # one fast responder
     csv = folder / "ratings.csv"
     export.to_csv(csv, index=False)
-    return build_report(csv, folder / "out", n_splits=20)
+    # Every optional part on, so every section and table is exercised.
+    return build_report(csv, folder / "out", n_splits=20, slopes=True, ordinal=True, network=True)
 
 
 def test_report_is_one_self_contained_file_with_every_section(report):
@@ -50,7 +51,8 @@ def test_fixed_effects_and_variance_contracts(report):
     vc = pd.read_csv(out / "variance_components.csv")
     assert list(vc.columns) == ["dimension", "model", "group", "variance", "sd", "reml_loglik"]
     main_vc = vc[vc["model"] == "main"]
-    assert main_vc.groupby("dimension")["group"].apply(list).tolist() == [["participant", "stimulus", "Residual"]] * 2
+    assert main_vc.groupby("dimension")["group"].apply(list).tolist() == [
+        ["participant", "stimulus", "network", "Residual"]] * 2
 
 
 def test_exclusions_reliability_and_latex(report):
