@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--power-sims", type=int, default=200, help="simulated studies per design for --power")
     report.add_argument("--no-slopes", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for
     report.add_argument("--no-ordinal", action="store_true", help=argparse.SUPPRESS)  # old scripts
-    report.add_argument("--no-classes", action="store_true", help="skip the model with image class as a factor")
+    classes = report.add_mutually_exclusive_group()
+    classes.add_argument("--classes", action="store_const", const=True, dest="classes", default="auto",
+                         help="fit the class model however many image classes there are (default: up to 50)")
+    classes.add_argument("--no-classes", action="store_const", const=False, dest="classes",
+                         help="skip the model with image class as a factor")
     report.add_argument("--splits", type=int, default=100,
                         help="random participant splits for split-half reliability (0: none)")
     report.add_argument("--seed", type=int, default=0)
@@ -112,7 +116,7 @@ def run(argv: list[str] | None = None) -> int:
 
         outcome = build_report(args.ratings, args.out, rules=_rules(args), dimensions=args.dimensions,
                                network=args.network, slopes=args.slopes and not args.no_slopes,
-                               ordinal=args.ordinal and not args.no_ordinal, classes=not args.no_classes,
+                               ordinal=args.ordinal and not args.no_ordinal, classes=args.classes,
                                power=args.power, power_sims=args.power_sims, n_splits=args.splits, seed=args.seed,
                                title=args.title, progress=True)
         print(f"wrote {outcome.path} ({outcome.seconds:.1f} s; time per section in timings.csv)")

@@ -32,6 +32,9 @@ from analysis.schema import DESCRIPTOR_COLUMNS, DOSE_KINDS, UNPERTURBED_KIND
 
 FIXED_COLUMNS = ["dimension", "model", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
 VARIANCE_COLUMNS = ["dimension", "model", "group", "variance", "sd", "reml_loglik"]
+# The class model by default only up to this many image classes: each is a fixed effect, and with hundreds of
+# classes (a few stimuli each) the fit costs minutes on large studies and estimates little; classes=True forces it.
+MAX_DEFAULT_CLASSES = 50
 # A cumulative-link model fits one threshold per distinct response: fine for a Likert scale, not for a slider.
 MAX_ORDINAL_LEVELS = 15
 # What a model fit may raise on data it cannot handle; anything else is a bug and should surface.
@@ -240,9 +243,13 @@ def _slopes_start(main: RatingsFit) -> np.ndarray:
 
 
 def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str = REFERENCE_CONDITION,
-                      network: bool = False, slopes: bool = False, ordinal: bool = False, classes: bool = True,
-                      lrt: bool = True, timings: Timings | None = None) -> DimensionAnalysis:
-    """Main model, its tests and tables, and the pre-specified variants for one dimension; never raises for data."""
+                      network: bool = False, slopes: bool = False, ordinal: bool = False,
+                      classes: bool | str = "auto", lrt: bool = True, timings: Timings | None = None
+                      ) -> DimensionAnalysis:
+    """Main model, its tests and tables, and the pre-specified variants for one dimension; never raises for data.
+
+    ``classes``: "auto" fits the class model up to MAX_DEFAULT_CLASSES classes, True always, False never.
+    """
     timings = timings or Timings()
     data = ratings[ratings["dimension"] == dimension]
     levels = conditions_in_order(data, reference) if len(data) else []
@@ -291,7 +298,7 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
         _dose_models(a, data, random=random, theta0=theta0)
     if classes:
         with timings.section("class model", dimension):
-            _class_model(a, data, random=random, theta0=theta0)
+            _class_model(a, data, random=random, theta0=theta0, forced=classes is True)
     with timings.section("descriptor model", dimension):
         _descriptor_model(a, data, random=random, theta0=theta0)
     if slopes:
@@ -350,8 +357,13 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
         a.skip("the spline dose model", f"it could not be fitted ({_first_line(exc)})")
 
 
-def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta0: np.ndarray) -> None:
+def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta0: np.ndarray,
+                 forced: bool) -> None:
     n_classes = data["class_index"].nunique()
+    if n_classes > MAX_DEFAULT_CLASSES and not forced:
+        a.skip("the class model", f"the stimuli come from {n_classes} image classes (more than {MAX_DEFAULT_CLASSES} "
+               "fixed effects; ask for it with classes=True or --classes)")
+        return
     if n_classes < 2:
         a.skip("the class model", f"the stimuli come from {n_classes} image class(es)")
         return
@@ -412,7 +424,7 @@ def _power(analysis: StudyAnalysis, *, n_sims: int, seed: int, progress: bool) -
 
 def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules | None = None,
                   dimensions: list[str] | None = None, reference: str = REFERENCE_CONDITION, network: bool = False,
-                  slopes: bool = False, ordinal: bool = False, classes: bool = True, lrt: bool = True,
+                  slopes: bool = False, ordinal: bool = False, classes: bool | str = "auto", lrt: bool = True,
                   n_splits: int = 100, power: bool = False, power_sims: int = 200, seed: int = 0,
                   progress: bool = False) -> StudyAnalysis:
     """Run every analysis of the report; no files are written. Raises ReportError only when nothing can be done.
@@ -444,7 +456,7 @@ def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules |
     if kept.empty:
         analysis.skipped.append("No model, reliability or correlation was computed because no ratings remain after "
                                 "the exclusions.")
-    steps = len(dims) * (3 + lrt + classes + slopes + ordinal) + 2 + power
+    steps = len(dims) * (4 + lrt + bool(classes) + slopes + ordinal) + 2 + power
     with tqdm(total=steps, desc="report", disable=not progress) as bar:
         timings.bar = bar
         for dim in dims:

@@ -59,7 +59,8 @@ def test_export_then_report_lists_in_progress_participants_and_keeps_them_out_of
     assert by_condition.loc["symbolic", ["perturbation_kind", "perturbation_mode"]].tolist() == [
         "semantic", "embedding-noise"]
     assert by_condition.loc["artistic-0.5", "perturbation_kind"] == "multiplicative"
-    assert by_condition.loc["baseline", ["perturbation_kind", "epsilon", "network"]].tolist() == ["none", 0.0, "baseline"]
+    assert by_condition.loc["baseline", ["perturbation_kind", "epsilon", "network"]].tolist() == [
+        "none", 0.0, "baseline"]
     assert set(frame.loc[frame["condition"] == "artistic-1.0", "network"]) <= {
         "artistic-1.0/draw-0/seed-1", "artistic-1.0/draw-1/seed-1"}
     assert frame["model"].eq("tiny").all() and frame["truncation"].eq(0.4).all()
