@@ -84,3 +84,15 @@ def test_missing_columns_give_one_line_and_exit_2(export_csv, tmp_path):
         assert lines[0].startswith("error:") and "stimulus" in lines[0] and "rt_ms" in lines[0]
     missing_file = run("-m", "analysis", "fit", str(tmp_path / "nope.csv"), "--dimension", "artistry")
     assert missing_file.returncode == 2 and missing_file.stderr.startswith("error: ratings file not found")
+
+
+def test_report_with_skipped_parts_exits_0_with_one_warning_line(export_csv, tmp_path):
+    one_condition = tmp_path / "one.csv"
+    frame = pd.read_csv(export_csv)
+    frame[frame["condition"] == "artistic-1.0"].to_csv(one_condition, index=False)
+    result = run("-m", "analysis", "report", str(one_condition), "--out", str(tmp_path / "out"), "--splits", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "only one condition" in warnings[0]
+    assert "Traceback" not in result.stderr and (tmp_path / "out" / "report.html").is_file()
+    assert result.stdout.startswith("wrote ")
