@@ -35,7 +35,8 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _bobyqa(objective, start: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray | None, float, bool, str]:
+def _bobyqa(objective, start: np.ndarray, lower: np.ndarray,
+            step: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool, str]:
     """nlopt's BOBYQA with lme4's tolerances tightened a little; (None, inf, …) when nlopt is unavailable."""
     try:
         import nlopt
@@ -48,7 +49,7 @@ def _bobyqa(objective, start: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray
     opt.set_ftol_abs(1e-10)
     opt.set_xtol_rel(1e-8)
     opt.set_maxeval(100_000)
-    opt.set_initial_step(np.full(len(start), 0.75))
+    opt.set_initial_step(np.full(len(start), 0.75) if step is None else np.broadcast_to(step, start.shape))
     try:
         theta = opt.optimize(np.maximum(start, lower))
     except (RuntimeError, ValueError) as exc:
@@ -317,11 +318,14 @@ class CrossedLMM:
         lxx_inv = sla.solve_triangular(L[qr : qr + p, qr : qr + p], np.eye(p), lower=True)
         return varpar[-1] ** 2 * (lxx_inv.T @ lxx_inv)
 
-    def fit(self, reml: bool = True, theta0: np.ndarray | None = None) -> EngineResult:
+    def fit(self, reml: bool = True, theta0: np.ndarray | None = None,
+            initial_step: np.ndarray | float | None = None) -> EngineResult:
         """Minimise the profiled deviance over θ.
 
         BOBYQA (derivative-free, bounded; lme4's default optimizer) when nlopt is installed, then — with more
         than two parameters, where BOBYQA can stop early on flat ridges — an L-BFGS-B polish from its optimum.
+        ``initial_step``: BOBYQA's first trust-region radius (default 0.75); a small one after a warm start from a
+        related model's θ (a variant, the ML refit of a REML fit) needs about half the deviance evaluations.
         """
         start = self.theta_start() if theta0 is None else np.asarray(theta0, dtype=float)
         counter = {"n": 0}
@@ -331,7 +335,8 @@ class CrossedLMM:
             return self.deviance(theta, reml)
 
         lower = np.array([b[0] if b[0] is not None else -np.inf for b in self.theta_bounds()])
-        theta, value, converged, message = _bobyqa(objective, start, lower)
+        step = None if initial_step is None else np.asarray(initial_step, dtype=float)
+        theta, value, converged, message = _bobyqa(objective, start, lower, step)
         if theta is None or len(start) > 2:
             opt = sopt.minimize(objective, start if theta is None else theta, method="L-BFGS-B", jac="3-point",
                                 bounds=self.theta_bounds(), options={"ftol": 1e-11, "gtol": 1e-5, "maxiter": 500})

@@ -356,10 +356,12 @@ def fit_ratings(
     alpha: float = 0.05,
     theta0: np.ndarray | None = None,
     df_method: str = "satterthwaite",
+    initial_step: np.ndarray | float | None = None,
 ) -> RatingsFit:
     """Fit ``formula`` (lme4 syntax) to one dimension's ratings with the fast crossed-LMM engine.
 
     ``df_method``: "satterthwaite" (default; Wald z for models with many variance parameters) or "normal".
+    ``theta0``, ``initial_step``: a warm start (see ``CrossedLMM.fit``).
     """
     if df_method not in {"satterthwaite", "normal"}:
         raise RatingsError(f"df_method must be 'satterthwaite' or 'normal', not {df_method!r}")
@@ -377,7 +379,7 @@ def fit_ratings(
     groups = [_group_design(data, t) for t in random_terms]
     with single_threaded_blas():  # small dense factorisations: BLAS threads only add contention
         engine = CrossedLMM(y.to_numpy(dtype=float).ravel(), X.to_numpy(dtype=float), groups)
-        result = engine.fit(reml=reml, theta0=theta0)
+        result = engine.fit(reml=reml, theta0=theta0, initial_step=initial_step)
     return RatingsFit(formula=formula, name=name, dimension=dimension, result=result, term_names=list(X.columns),
                       design_info=X.design_info, data=data, random_terms=random_terms, alpha=alpha,
                       x_mean=X.to_numpy(dtype=float).mean(axis=0), engine=engine, df_method=df_method)

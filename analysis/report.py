@@ -22,7 +22,7 @@ from markupsafe import Markup
 from tqdm.auto import tqdm
 
 from analysis import figures
-from analysis.engine import ModelFitError
+from analysis.engine import CrossedLMM, ModelFitError, single_threaded_blas
 from analysis.exclusions import ExclusionOutcome, ExclusionRules, apply_exclusions
 from analysis.models import LikelihoodRatioTest, RatingsFit, fit_ratings
 from analysis.ordinal import fit_ordinal
@@ -192,22 +192,25 @@ def _fit(data: pd.DataFrame, formula: str, **kwargs) -> RatingsFit:
         return fit_ratings(data, formula, **kwargs)
 
 
-def _likelihood_ratio(main: RatingsFit, data: pd.DataFrame, *, reference: str, random: str,
-                      dimension: str) -> LikelihoodRatioTest:
-    """ML test of condition: the full model reuses the main fit's factorised design (only the criterion changes)."""
+def warm_start(fit: RatingsFit) -> dict[str, np.ndarray]:
+    """Start a related model at this fit's θ with a small first BOBYQA step: about half the evaluations."""
+    theta = fit.result.theta
+    return {"theta0": theta, "initial_step": np.maximum(0.1 * np.abs(theta), 0.02)}
+
+
+def _likelihood_ratio(main: RatingsFit, *, random: str) -> LikelihoodRatioTest:
+    """ML test of condition, reusing the main fit's design: the full model is its engine with the ML criterion,
+    the null model its random-effects design with an intercept as the only fixed effect (no new model frame)."""
     from scipy import stats
 
-    with warnings.catch_warnings():
+    engine = main.engine
+    with warnings.catch_warnings(), single_threaded_blas():
         warnings.simplefilter("ignore")
-        full = main.engine.fit(reml=False, theta0=main.result.theta)
-    null_formula = f"response ~ 1 + {random}"
-    null = _fit(data, null_formula, dimension=dimension, reml=False, reference=reference, name="null",
-                theta0=main.result.theta)
-    if null.nobs != full.n_obs:
-        raise ModelFitError("nested models were fitted to different rows (missing covariates?)")
-    df = full.n_params - null.result.n_params
+        full = engine.fit(reml=False, **warm_start(main))
+        null = CrossedLMM(engine.y, np.ones((engine.n, 1)), engine.groups).fit(reml=False, **warm_start(main))
+    df = full.n_params - null.n_params
     stat = max(0.0, 2 * (full.loglik - null.loglik))
-    return LikelihoodRatioTest(model=main.formula, null=null_formula, loglik_model=full.loglik,
+    return LikelihoodRatioTest(model=main.formula, null=f"response ~ 1 + {random}", loglik_model=full.loglik,
                                loglik_null=null.loglik, df=df, statistic=stat, p_value=float(stats.chi2.sf(stat, df)))
 
 
@@ -277,7 +280,7 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
         except FIT_ERRORS as exc:
             a.skip("the main model", f"it could not be fitted ({_first_line(exc)})")
             return a
-    theta0 = main.result.theta
+    warm = warm_start(main)
     with timings.section("marginal means and contrasts", dimension):
         try:
             a.emmeans = main.emmeans("condition")
@@ -290,17 +293,17 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     if lrt:
         with timings.section("likelihood-ratio test", dimension):
             try:
-                a.lrt = _likelihood_ratio(main, data, reference=used_reference, random=random, dimension=dimension)
+                a.lrt = _likelihood_ratio(main, random=random)
             except FIT_ERRORS as exc:
                 a.skip("the likelihood-ratio test", f"the ML fits failed ({_first_line(exc)})")
 
     with timings.section("dose models", dimension):
-        _dose_models(a, data, random=random, theta0=theta0)
+        _dose_models(a, data, random=random, warm=warm)
     if classes:
         with timings.section("class model", dimension):
-            _class_model(a, data, random=random, theta0=theta0, forced=classes is True)
+            _class_model(a, data, random=random, warm=warm, forced=classes is True)
     with timings.section("descriptor model", dimension):
-        _descriptor_model(a, data, random=random, theta0=theta0)
+        _descriptor_model(a, data, random=random, warm=warm)
     if slopes:
         with timings.section("random slopes", dimension):
             try:
@@ -324,7 +327,7 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     return a
 
 
-def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta0: np.ndarray) -> None:
+def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray]) -> None:
     dose, used, left_out, problem = dose_rows(data)
     a.dose_conditions = used
     if problem:
@@ -340,7 +343,7 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
     n_eps = dose["epsilon"].nunique()
     try:
         fit = a.add("dose_linear", _fit(dose, f"response ~ epsilon + {random}", dimension=a.dimension,
-                                        reference=a.reference, name="dose_linear", theta0=theta0))
+                                        reference=a.reference, name="dose_linear", **warm))
         a.dose_curves["linear"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the linear dose model", f"it could not be fitted ({_first_line(exc)})")
@@ -351,13 +354,13 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
     try:
         fit = a.add("dose_spline", _fit(dose, f"response ~ bs(epsilon, df={spline_df}, degree={min(2, spline_df)}) "
                                               f"+ {random}", dimension=a.dimension, reference=a.reference,
-                                        name="dose_spline", theta0=theta0))
+                                        name="dose_spline", **warm))
         a.dose_curves["spline"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the spline dose model", f"it could not be fitted ({_first_line(exc)})")
 
 
-def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta0: np.ndarray,
+def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray],
                  forced: bool) -> None:
     n_classes = data["class_index"].nunique()
     if n_classes > MAX_DEFAULT_CLASSES and not forced:
@@ -374,7 +377,7 @@ def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
         # A categorical column: patsy codes it directly instead of testing every one of the n values for NaN.
         classed = data.assign(class_index=pd.Categorical(data["class_index"]))
         fit = a.add("class", _fit(classed, f"response ~ condition + C(class_index) + {random}", dimension=a.dimension,
-                                  reference=a.reference, name="class", theta0=theta0))
+                                  reference=a.reference, name="class", **warm))
         class_emm = fit.emmeans("class_index").rename(columns={"emmean": "estimate"})
         counts = data.groupby("class_index")["stimulus"].nunique()
         counts.index = counts.index.astype(str)
@@ -384,7 +387,7 @@ def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta
         a.skip("the class model", f"it could not be fitted ({_first_line(exc)})")
 
 
-def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, theta0: np.ndarray) -> None:
+def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray]) -> None:
     descriptors = [c for c in DESCRIPTOR_COLUMNS if c in data.columns and pd.api.types.is_numeric_dtype(data[c])
                    and data[c].notna().all() and data[c].std() > 0]
     if not descriptors:
@@ -395,7 +398,7 @@ def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, 
     covariates = " + ".join(f"standardize({c})" for c in descriptors)
     try:
         a.add("descriptors", _fit(data, f"response ~ condition + {covariates} + {random}", dimension=a.dimension,
-                                  reference=a.reference, name="descriptors", theta0=theta0))
+                                  reference=a.reference, name="descriptors", **warm))
     except FIT_ERRORS as exc:
         a.skip("the descriptor model", f"it could not be fitted ({_first_line(exc)})")
 
