@@ -10,8 +10,7 @@ from scipy import stats
 def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> dict[str, float]:
     """Correlation of stimulus means between random halves of participants, stepped up with Spearman-Brown."""
     rng = np.random.default_rng(seed)
-    participants = ratings["participant"].unique()
-    codes_p = pd.Categorical(ratings["participant"], categories=participants).codes
+    codes_p, participants = pd.factorize(ratings["participant"])
     stim_codes, _ = pd.factorize(ratings["stimulus"])
     n_stim = stim_codes.max() + 1
     y = ratings["response"].to_numpy(float)
