@@ -37,3 +37,17 @@ def test_report_lrt_equals_the_from_scratch_lrt(data):
     assert analysis.lrt.df == reference.df == 4
     assert analysis.lrt.statistic == pytest.approx(reference.statistic, rel=1e-6)
     assert analysis.lrt.loglik_null == pytest.approx(reference.loglik_null, rel=1e-9)
+
+
+def test_power_is_an_option_with_its_own_table_and_section(tmp_path):
+    from analysis import build_report
+
+    ratings = simulate_ratings(design=CrossedDesign(16, 20, 10), effects={"artistic-1.0": 0.8}, scale=(1, 7), seed=2)
+    default = build_report(ratings, tmp_path / "a", n_splits=0)
+    assert not (tmp_path / "a" / "power.csv").exists() and 'id="power"' not in default.read_text()
+    outcome = build_report(ratings, tmp_path / "b", n_splits=0, power=True, power_sims=4)
+    power = pd.read_csv(tmp_path / "b" / "power.csv")
+    assert sorted(power["n_participants"].unique()) == [8, 16, 32] and power["power"].between(0, 1).all()
+    html = outcome.read_text()
+    assert 'id="power"' in html and "Power was estimated from 4 simulated studies" in html
+    assert "power simulation" in set(pd.read_csv(tmp_path / "b" / "timings.csv")["section"])

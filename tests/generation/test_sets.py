@@ -183,14 +183,14 @@ def test_render_demo_is_idempotent_and_labels_untrained(settings) -> None:
     call_command("render_demo", stdout=out)
     assert "untrained random weights — demo only" in out.getvalue()
     stimulus_set = StimulusSet.objects.get(name="example-stimuli")
-    assert stimulus_set.untrained and stimulus_set.stimuli.count() == 24
+    assert stimulus_set.untrained and stimulus_set.stimuli.count() == 36
     assert set(stimulus_set.stimuli.values_list("condition", flat=True)) == {
         "baseline", "artistic-0.5", "artistic-1.0", "symbolic"}
     assert (settings.WEIGHTS_DIR / "tiny" / "pytorch_model.bin").is_file()
     again = io.StringIO()
     call_command("render_demo", stdout=again)
-    assert "24 already rendered, 0 to render" in again.getvalue()
-    assert load_spec(settings.BASE_DIR / "examples" / "stimuli.yaml").image_count == 24
+    assert "36 already rendered, 0 to render" in again.getvalue()
+    assert load_spec(settings.BASE_DIR / "examples" / "stimuli.yaml").image_count == 36
 
 
 def test_import_stimuli(tmp_path, settings) -> None:
