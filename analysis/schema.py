@@ -24,7 +24,12 @@ SCHEMA_VERSION = 2
 # analysis as covariates). Defined here, not in generation/, because the web process and the analysis read the
 # names without importing NumPy or Pillow.
 DESCRIPTOR_COLUMNS: tuple[str, ...] = (
-    "colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density", "compression_ratio",
+    "colorfulness",
+    "saturation",
+    "rms_contrast",
+    "luminance_entropy",
+    "edge_density",
+    "compression_ratio",
 )
 
 # What ε means depends on the perturbation; the column is only comparable within one (kind, mode).
@@ -60,14 +65,28 @@ COLUMNS: tuple[Column, ...] = (
     Column("group", "string", "between-subject group"),
     Column("stimulus", "string", "public stimulus id (reveals nothing about the condition)", True),
     Column("condition", "string", "condition name from the stimulus design", True),
-    Column("perturbation_kind", "string",
-           "none (baseline), multiplicative, semantic, imported, or a later kind; decides what ε means"),
-    Column("perturbation_mode", "string", "sub-type of the kind (semantic: embedding-noise, class-mix, "
-           "random-embedding); empty otherwise"),
-    Column("epsilon", "float", "perturbation strength; its meaning depends on perturbation_kind/mode, see "
-           "EPSILON_MEANING", True),
-    Column("network", "string", "id of the network that rendered the image: condition/draw/perturbation seed for "
-           "perturbed conditions, the condition name for the unperturbed baseline (one network)"),
+    Column(
+        "perturbation_kind",
+        "string",
+        "none (baseline), multiplicative, semantic, imported, or a later kind; decides what ε means",
+    ),
+    Column(
+        "perturbation_mode",
+        "string",
+        "sub-type of the kind (semantic: embedding-noise, class-mix, random-embedding); empty otherwise",
+    ),
+    Column(
+        "epsilon",
+        "float",
+        "perturbation strength; its meaning depends on perturbation_kind/mode, see EPSILON_MEANING",
+        True,
+    ),
+    Column(
+        "network",
+        "string",
+        "id of the network that rendered the image: condition/draw/perturbation seed for "
+        "perturbed conditions, the condition name for the unperturbed baseline (one network)",
+    ),
     Column("draw", "int", "perturbation draw (independent perturbed network) of the condition"),
     Column("seed", "int", "latent seed of the image"),
     Column("class_index", "int", "ImageNet class index (empty for unconditional models)", True),
@@ -93,8 +112,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("shown_at", "datetime", "server time the trial was first served (UTC)"),
     Column("answered_at", "datetime", "server time the answer arrived (UTC)"),
     Column("shown_count", "int", "how often the trial was served (reloads)"),
-    Column("participant_status", "string", "completed, in_progress, released or declined; only completed "
-           "participants enter the models"),
+    Column(
+        "participant_status",
+        "string",
+        "completed, in_progress, released or declined; only completed participants enter the models",
+    ),
     Column("participant_seed", "int", "seed of the participant's randomised trial list"),
     Column("consented_at", "datetime", "consent time (UTC)"),
     Column("completed_at", "datetime", "completion time (UTC)"),
@@ -117,8 +139,9 @@ ID_COLUMNS: tuple[str, ...] = ("participant", "stimulus", "condition", "dimensio
 LEGACY_NAMES: dict[str, str] = {"status": "participant_status"}
 
 
-def recipe_columns(*, condition: str, epsilon: float | None, draw: int | None,
-                   recipe: Mapping[str, Any] | None) -> dict[str, Any]:
+def recipe_columns(
+    *, condition: str, epsilon: float | None, draw: int | None, recipe: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The stimulus columns derived from its recipe: kind, mode, ε, network, model, truncation, recipe JSON."""
     recipe = dict(recipe or {})
     perturbation = recipe.get("perturbation") or {}
@@ -140,8 +163,9 @@ def recipe_columns(*, condition: str, epsilon: float | None, draw: int | None,
     }
 
 
-def typed_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, columns: Iterable[str] = EXPORT_COLUMNS,
-                strict: bool = True) -> pd.DataFrame:
+def typed_frame(
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, columns: Iterable[str] = EXPORT_COLUMNS, strict: bool = True
+) -> pd.DataFrame:
     """Rows as a DataFrame with the schema's column order and dtypes (an empty export still has every column).
 
     ``strict``: a value that does not parse raises (the export); otherwise it becomes missing (user files, whose

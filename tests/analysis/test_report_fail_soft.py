@@ -12,8 +12,19 @@ from analysis import build_report
 from analysis.report import ReportError, ReportOutcome
 from tests.analysis.exports import study_export
 
-SECTIONS = ["sample", "distributions", "dose-response", "classes", "models", "reliability", "correlation", "images",
-            "methods", "results", "timings"]
+SECTIONS = [
+    "sample",
+    "distributions",
+    "dose-response",
+    "classes",
+    "models",
+    "reliability",
+    "correlation",
+    "images",
+    "methods",
+    "results",
+    "timings",
+]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +105,9 @@ def test_skipped_models_are_named_with_their_reason(export, tmp_path):
     outcome = build_report(one_participant(export), tmp_path / "out", n_splits=0)
     assert outcome.skipped == [
         f"{d}: every model was skipped because only 1 participant remains after exclusions, so the participant "
-        "variance cannot be estimated." for d in ("artistry", "symbolism")]
+        "variance cannot be estimated."
+        for d in ("artistry", "symbolism")
+    ]
     assert not outcome.complete and "2 part(s) skipped" in outcome.message()
     flow = pd.read_csv(tmp_path / "out" / "exclusions.csv")
     assert flow["step"].tolist()[:2] == ["export", "unusable"]

@@ -13,8 +13,9 @@ from analysis.simulation import CrossedDesign, simulate_ratings
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    return simulate_ratings(design=CrossedDesign(60, 50, 25), effects={"artistic-1.0": 0.5, "symbolic": 0.3},
-                            scale=(1, 7), seed=11)
+    return simulate_ratings(
+        design=CrossedDesign(60, 50, 25), effects={"artistic-1.0": 0.5, "symbolic": 0.3}, scale=(1, 7), seed=11
+    )
 
 
 def test_warm_started_fits_reach_the_cold_optimum_in_fewer_evaluations(data):

@@ -33,8 +33,10 @@ def ratings() -> pd.DataFrame:
 
 
 def test_schema_module_is_light_enough_for_the_web_process():
-    code = ("import sys, analysis.schema; heavy = {'numpy', 'pandas', 'scipy', 'patsy'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, analysis.schema; heavy = {'numpy', 'pandas', 'scipy', 'patsy'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -54,18 +56,38 @@ def test_descriptor_names_are_what_generation_computes():
 def test_recipe_columns_per_kind():
     model = {"id": "biggan-deep-256", "sha256": "x", "architecture": "biggan-deep"}
     base = recipe_columns(condition="baseline", epsilon=None, draw=0, recipe={"model": model, "truncation": 0.4})
-    assert base | {"recipe": ""} == {"perturbation_kind": "none", "perturbation_mode": "", "epsilon": 0.0,
-                                     "network": "baseline", "model": "biggan-deep-256", "truncation": 0.4,
-                                     "recipe": ""}
-    symbolic = recipe_columns(condition="symbolic", epsilon=1.0, draw=1, recipe={
-        "model": model, "perturbation": {"kind": "semantic", "mode": "embedding-noise", "epsilon": 1.0, "seed": 2}})
+    assert base | {"recipe": ""} == {
+        "perturbation_kind": "none",
+        "perturbation_mode": "",
+        "epsilon": 0.0,
+        "network": "baseline",
+        "model": "biggan-deep-256",
+        "truncation": 0.4,
+        "recipe": "",
+    }
+    symbolic = recipe_columns(
+        condition="symbolic",
+        epsilon=1.0,
+        draw=1,
+        recipe={
+            "model": model,
+            "perturbation": {"kind": "semantic", "mode": "embedding-noise", "epsilon": 1.0, "seed": 2},
+        },
+    )
     assert (symbolic["perturbation_kind"], symbolic["perturbation_mode"], symbolic["network"]) == (
-        "semantic", "embedding-noise", "symbolic/draw-1/seed-2")
+        "semantic",
+        "embedding-noise",
+        "symbolic/draw-1/seed-2",
+    )
     imported = recipe_columns(condition="photo", epsilon=None, draw=None, recipe={"kind": "imported"})
     assert imported["perturbation_kind"] == "imported" and imported["epsilon"] is None
     # A later kind's parameters (style transfer, say) travel in the recipe JSON untouched.
-    later = recipe_columns(condition="style", epsilon=None, draw=0, recipe={
-        "perturbation": {"kind": "style-transfer", "style_weight": 1e6, "backbone": "vgg19"}})
+    later = recipe_columns(
+        condition="style",
+        epsilon=None,
+        draw=0,
+        recipe={"perturbation": {"kind": "style-transfer", "style_weight": 1e6, "backbone": "vgg19"}},
+    )
     assert later["perturbation_kind"] == "style-transfer" and '"style_weight":1000000.0' in later["recipe"]
 
 
@@ -131,8 +153,13 @@ def test_krippendorff_alpha_equals_the_coincidence_definition_on_a_slider(level)
 def test_krippendorff_alpha_memory_is_linear_in_the_ratings():
     rng = np.random.default_rng(4)
     n = 60_000
-    df = pd.DataFrame({"stimulus": rng.integers(0, 600, n), "participant": rng.integers(0, 1000, n),
-                       "response": rng.uniform(0, 100, n).round(2)})  # ~10,000 distinct values
+    df = pd.DataFrame(
+        {
+            "stimulus": rng.integers(0, 600, n),
+            "participant": rng.integers(0, 1000, n),
+            "response": rng.uniform(0, 100, n).round(2),
+        }
+    )  # ~10,000 distinct values
     assert df["response"].nunique() > 9000
     tracemalloc.start()
     alpha = krippendorff_alpha(df, level="ordinal")

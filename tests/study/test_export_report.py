@@ -26,11 +26,22 @@ def give_recipes(stimulus_set) -> None:
         elif condition == "symbolic":
             perturbation = {"kind": "semantic", "mode": "embedding-noise", "epsilon": 1.0, "seed": 2, "noise": "normal"}
         else:
-            perturbation = {"kind": "multiplicative", "epsilon": EPSILON[condition], "seed": 1, "noise": "normal",
-                            "targets": ["all"]}
+            perturbation = {
+                "kind": "multiplicative",
+                "epsilon": EPSILON[condition],
+                "seed": 1,
+                "noise": "normal",
+                "targets": ["all"],
+            }
         stimulus.draw = 0 if perturbation is None else i % 2
-        stimulus.recipe = {"model": MODEL, "seed": stimulus.seed, "class_index": stimulus.class_index,
-                           "truncation": 0.4, "perturbation": perturbation, "draw": stimulus.draw}
+        stimulus.recipe = {
+            "model": MODEL,
+            "seed": stimulus.seed,
+            "class_index": stimulus.class_index,
+            "truncation": 0.4,
+            "perturbation": perturbation,
+            "draw": stimulus.draw,
+        }
         stimulus.save()
 
 
@@ -41,12 +52,28 @@ def test_export_then_report_lists_in_progress_participants_and_keeps_them_out_of
     truth = stimulus_truth(study=study)
     model = AnswerModel(decline_rate=0.0, inattentive_rate=0.0)
     for i in range(8):
-        assert run_bot(transport=DjangoClientTransport(), slug=study.slug, pid=f"done{i}", model=model, truth=truth,
-                       rng=random.Random(i)).result == "completed"
+        assert (
+            run_bot(
+                transport=DjangoClientTransport(),
+                slug=study.slug,
+                pid=f"done{i}",
+                model=model,
+                truth=truth,
+                rng=random.Random(i),
+            ).result
+            == "completed"
+        )
     for i in range(3):  # consent, instructions, then a few trials: rated something, never finished
         with pytest.raises(BotError, match="did not finish"):
-            run_bot(transport=DjangoClientTransport(), slug=study.slug, pid=f"left{i}", model=model, truth=truth,
-                    rng=random.Random(100 + i), max_pages=7)
+            run_bot(
+                transport=DjangoClientTransport(),
+                slug=study.slug,
+                pid=f"left{i}",
+                model=model,
+                truth=truth,
+                rng=random.Random(100 + i),
+                max_pages=7,
+            )
 
     csv = tmp_path / "ratings.csv"
     call_command("export_ratings", study.slug, "--out", str(csv))
@@ -57,12 +84,19 @@ def test_export_then_report_lists_in_progress_participants_and_keeps_them_out_of
     assert len(in_progress) == 3
     by_condition = frame.groupby("condition").first()
     assert by_condition.loc["symbolic", ["perturbation_kind", "perturbation_mode"]].tolist() == [
-        "semantic", "embedding-noise"]
+        "semantic",
+        "embedding-noise",
+    ]
     assert by_condition.loc["artistic-0.5", "perturbation_kind"] == "multiplicative"
     assert by_condition.loc["baseline", ["perturbation_kind", "epsilon", "network"]].tolist() == [
-        "none", 0.0, "baseline"]
+        "none",
+        0.0,
+        "baseline",
+    ]
     assert set(frame.loc[frame["condition"] == "artistic-1.0", "network"]) <= {
-        "artistic-1.0/draw-0/seed-1", "artistic-1.0/draw-1/seed-1"}
+        "artistic-1.0/draw-0/seed-1",
+        "artistic-1.0/draw-1/seed-1",
+    }
     assert frame["model"].eq("tiny").all() and frame["truncation"].eq(0.4).all()
     recipe = json.loads(frame.loc[frame["condition"] == "symbolic", "recipe"].iloc[0])
     assert recipe["perturbation"]["mode"] == "embedding-noise"  # every parameter travels with the export
