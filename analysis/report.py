@@ -104,8 +104,8 @@ class DimensionAnalysis:
         self.fits[name] = fit
         return fit
 
-    def skip(self, what: str, why: str) -> None:
-        self.skipped.append(f"{self.dimension}: {what} was skipped because {why}.")
+    def skip(self, what: str, why: str, *, plural: bool = False) -> None:
+        self.skipped.append(f"{self.dimension}: {what} {'were' if plural else 'was'} skipped because {why}.")
 
 
 @dataclass
@@ -260,7 +260,7 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     a = DimensionAnalysis(dimension=dimension, reference=used_reference)
     if used_reference != reference:
         a.notes.append(f"{dimension}: there is no '{reference}' condition, so effects are relative to "
-                       f"'{used_reference}' and no contrast with {reference} was computed.")
+                       f"'{used_reference}'.")
     problem = main_model_problem(data)
     if problem:
         a.skip("every model", problem)
@@ -288,8 +288,10 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
             a.standardized = main.standardized_effects()
             if used_reference == reference:
                 a.contrasts = main.contrasts(reference=reference)
+            else:
+                a.skip(f"the contrasts with {reference}", f"there is no '{reference}' condition", plural=True)
         except FIT_ERRORS as exc:
-            a.skip("the marginal means and contrasts", f"they could not be computed ({_first_line(exc)})")
+            a.skip("the marginal means and contrasts", f"they could not be computed ({_first_line(exc)})", plural=True)
     if lrt:
         with timings.section("likelihood-ratio test", dimension):
             try:
@@ -331,7 +333,7 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
     dose, used, left_out, problem = dose_rows(data)
     a.dose_conditions = used
     if problem:
-        a.skip("the dose-response models", problem)
+        a.skip("the dose-response models", problem, plural=True)
         return
     if left_out:
         a.notes.append(f"{a.dimension}: the dose models use {', '.join(used)} (multiplicative perturbations and the "

@@ -77,7 +77,7 @@ CASES = [
     (one_condition, "only one condition (artistic-1.0) remains"),
     (nan_ids, "7 without a participant id; 3 without a stimulus id"),
     (all_missing, "264 with a missing response"),
-    (no_baseline, "there is no &#39;baseline&#39; condition, so effects are relative to &#39;artistic-0.25&#39;"),
+    (no_baseline, "the contrasts with baseline were skipped because there is no &#39;baseline&#39; condition"),
     (pilot_sized, "Of 3 participants, 3 were retained"),
     (infinite, "1 with an infinite response"),
     (non_numeric, "3 with a non-numeric response"),
@@ -140,6 +140,12 @@ def test_an_unknown_dimension_is_an_error_but_an_excluded_one_is_skipped(export,
     outcome = build_report(df, tmp_path / "b", n_splits=0)
     assert outcome.skipped == ["symbolism: every model was skipped because no ratings remain after exclusions."]
     assert set(pd.read_csv(tmp_path / "b" / "fixed_effects.csv")["dimension"]) == {"artistry"}
+
+
+def test_no_baseline_says_which_reference_it_used(export, tmp_path):
+    outcome = build_report(no_baseline(export), tmp_path / "out", n_splits=0)
+    assert "effects are relative to &#39;artistic-0.25&#39;" in outcome.read_text()
+    assert not (tmp_path / "out" / "contrasts.csv").read_text().strip()  # no contrast table without a baseline
 
 
 def test_outcome_still_works_as_the_html_path(export, tmp_path):
