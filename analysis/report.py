@@ -28,7 +28,7 @@ from analysis.models import LikelihoodRatioTest, RatingsFit, fit_ratings
 from analysis.ordinal import fit_ordinal
 from analysis.ratings import REFERENCE_CONDITION, RatingsError, conditions_in_order, load_ratings
 from analysis.reliability import dimension_correlation, reliability_table, stimulus_means
-from analysis.schema import DESCRIPTOR_COLUMNS, DOSE_KINDS, UNPERTURBED_KIND
+from analysis.schema import DESCRIPTOR_COLUMNS, DOSE_KINDS, SEED_LATENT, UNPERTURBED_KIND
 
 FIXED_COLUMNS = ["dimension", "model", "term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
 VARIANCE_COLUMNS = ["dimension", "model", "group", "variance", "sd", "reml_loglik"]
@@ -215,21 +215,31 @@ def _likelihood_ratio(main: RatingsFit, *, random: str) -> LikelihoodRatioTest:
 
 
 def dose_rows(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str], str | None]:
-    """Rows of the dose model: multiplicative conditions and the unperturbed baseline (ε = 0).
+    """Rows of the dose model: one multiplicative perturbation at several ε, and the unperturbed baseline (ε = 0).
 
     Returns the rows, the conditions used, the conditions left out, and why no dose model is possible (or None).
-    ε means different things for other kinds (see analysis.schema.EPSILON_MEANING), so they are not doses.
+    ε means different things for other kinds (see analysis.schema.EPSILON_MEANING), a spectral-norm policy (the
+    multiplicative mode) changes what the same ε does, and walk or arithmetic latents are other inputs: none of
+    those is a dose of the same manipulation. With several multiplicative modes, the one with most ε levels is used.
     """
     if "perturbation_kind" not in data.columns or data["perturbation_kind"].isna().all():
         return data.iloc[:0], [], [], ("the export has no perturbation_kind column (it needs ratings schema 2), so "
                                        "multiplicative conditions cannot be told from the others")
-    kind = data.groupby("condition")["perturbation_kind"].first().astype(str)
-    eps = data.groupby("condition")["epsilon"].first()
-    use = [c for c in kind.index if kind[c] in DOSE_KINDS or (kind[c] == UNPERTURBED_KIND and eps[c] == 0)]
-    left_out = [c for c in kind.index if c not in use]
+    columns = [c for c in ("perturbation_kind", "perturbation_mode", "latent", "epsilon") if c in data.columns]
+    by_condition = data.groupby("condition")[columns].first()
+    kind = by_condition["perturbation_kind"].astype(str)
+    mode = by_condition.get("perturbation_mode", pd.Series("", index=by_condition.index)).fillna("").astype(str)
+    latent = by_condition.get("latent", pd.Series(SEED_LATENT, index=by_condition.index)).fillna(SEED_LATENT)
+    plain = latent.astype(str) == SEED_LATENT
+    doses = plain & kind.isin(DOSE_KINDS)
+    if not doses.any():
+        return data.iloc[:0], [], sorted(by_condition.index), "no condition has a multiplicative perturbation"
+    levels = by_condition["epsilon"][doses].groupby(mode[doses]).nunique()
+    doses &= mode == levels.sort_values(ascending=False, kind="stable").index[0]
+    baseline = plain & (kind == UNPERTURBED_KIND) & (by_condition["epsilon"] == 0)
+    use = sorted(by_condition.index[doses | baseline])
+    left_out = [c for c in by_condition.index if c not in use]
     rows = data[data["condition"].isin(use)]
-    if not (kind[use] != UNPERTURBED_KIND).any():
-        return rows, use, left_out, "no condition has a multiplicative perturbation"
     if rows["epsilon"].nunique() < 2:
         return rows, use, left_out, "the multiplicative conditions and the baseline span fewer than two ε values"
     return rows, use, left_out, None
@@ -336,9 +346,9 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
         a.skip("the dose-response models", problem, plural=True)
         return
     if left_out:
-        a.notes.append(f"{a.dimension}: the dose models use {', '.join(used)} (multiplicative perturbations and the "
-                       f"unperturbed baseline at ε = 0); {', '.join(left_out)} are other kinds of manipulation, "
-                       "whose ε is not a dose of the same perturbation, and are left out.")
+        a.notes.append(f"{a.dimension}: the dose models use {', '.join(used)} (one multiplicative perturbation at "
+                       f"several ε and the unperturbed baseline at ε = 0); {', '.join(left_out)} are other kinds of "
+                       "manipulation, whose ε is not a dose of the same perturbation, and are left out.")
     if a.emmeans is not None:
         a.dose_curves["points"] = a.emmeans[a.emmeans["condition"].isin(used)]
     grid = pd.DataFrame({"epsilon": np.linspace(dose["epsilon"].min(), dose["epsilon"].max(), 41)})

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # 1: the columns before the schema existed (participant status in `status` or `participant_status`).
-# 2: schema_version, perturbation_kind, perturbation_mode, network, model, truncation, recipe_id, recipe.
+# 2: schema_version, perturbation_kind, perturbation_mode, latent, network, model, truncation, recipe_id, recipe.
 SCHEMA_VERSION = 2
 
 # Low-level image descriptors (computed by generation.descriptors.describe, exported per stimulus, used by the
@@ -35,7 +35,8 @@ DESCRIPTOR_COLUMNS: tuple[str, ...] = (
 # What ε means depends on the perturbation; the column is only comparable within one (kind, mode).
 EPSILON_MEANING: dict[str, str] = {
     "none": "0: the unperturbed network",
-    "multiplicative": "relative SD of the weight noise: W ← W ⊙ (1 + ε·ξ), ξ ~ N(0, 1) (or unit-variance uniform)",
+    "multiplicative": "relative SD of the weight noise: W ← W ⊙ (1 + ε·ξ), ξ ~ N(0, 1) (or unit-variance uniform); "
+    "the mode (spectral-norm policy frozen or renormalise) changes what the same ε does",
     "semantic/embedding-noise": "relative SD of noise on the class-embedding matrix: E ← E ⊙ (1 + ε·ξ)",
     "semantic/class-mix": "share of the class vector moved to k random other classes, in [0, 1]",
     "semantic/random-embedding": "interpolation from the class embedding towards a random direction, in [0, 1]",
@@ -44,6 +45,8 @@ EPSILON_MEANING: dict[str, str] = {
 # Perturbation kinds whose ε is a dose of one manipulation (the dose-response model uses only these).
 DOSE_KINDS: frozenset[str] = frozenset({"multiplicative"})
 UNPERTURBED_KIND = "none"
+# How the latent input was made: a seed's z (every dose condition), a walk frame, or z arithmetic.
+SEED_LATENT = "seed"
 COMPLETED_STATUSES: frozenset[str] = frozenset({"completed", "complete", "finished", "approved"})
 
 
@@ -73,7 +76,13 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "perturbation_mode",
         "string",
-        "sub-type of the kind (semantic: embedding-noise, class-mix, random-embedding); empty otherwise",
+        "sub-type of the kind: semantic: embedding-noise, class-mix, random-embedding; multiplicative: the "
+        "spectral-norm policy, frozen or renormalise (empty in recipes older than the policy); empty otherwise",
+    ),
+    Column(
+        "latent",
+        "string",
+        "how the latent input was made: seed (a seed's z), walk (a frame of a latent walk) or arithmetic",
     ),
     Column(
         "epsilon",
@@ -142,10 +151,12 @@ LEGACY_NAMES: dict[str, str] = {"status": "participant_status"}
 def recipe_columns(
     *, condition: str, epsilon: float | None, draw: int | None, recipe: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The stimulus columns derived from its recipe: kind, mode, ε, network, model, truncation, recipe JSON."""
+    """The stimulus columns derived from its recipe: kind, mode, latent, ε, network, model, truncation, recipe JSON."""
     recipe = dict(recipe or {})
     perturbation = recipe.get("perturbation") or {}
     kind = perturbation.get("kind") or recipe.get("kind") or UNPERTURBED_KIND
+    mode = perturbation.get("mode") or (perturbation.get("spectral_norm") if kind == "multiplicative" else None)
+    latent = "walk" if recipe.get("walk") else "arithmetic" if recipe.get("arithmetic") else SEED_LATENT
     model = recipe.get("model")
     if kind == UNPERTURBED_KIND:
         network = condition  # one unperturbed network
@@ -154,7 +165,8 @@ def recipe_columns(
         network = f"{condition}/draw-{draw if draw is not None else 0}/seed-{perturbation.get('seed', 0)}"
     return {
         "perturbation_kind": kind,
-        "perturbation_mode": perturbation.get("mode") or "",
+        "perturbation_mode": mode or "",
+        "latent": latent,
         "epsilon": epsilon,
         "network": network,
         "model": model.get("id", "") if isinstance(model, Mapping) else (model or ""),

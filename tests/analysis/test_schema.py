@@ -59,6 +59,7 @@ def test_recipe_columns_per_kind():
     assert base | {"recipe": ""} == {
         "perturbation_kind": "none",
         "perturbation_mode": "",
+        "latent": "seed",
         "epsilon": 0.0,
         "network": "baseline",
         "model": "biggan-deep-256",
@@ -166,3 +167,55 @@ def test_krippendorff_alpha_memory_is_linear_in_the_ratings():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert np.isfinite(alpha) and peak < 100 * 2**20  # the dense version needed 3 x 10,000² doubles (2.4 GB)
+
+
+def test_recipe_columns_for_walks_arithmetic_and_spectral_norm_policies():
+    walk = recipe_columns(
+        condition="walk-artistic",
+        epsilon=0.5,
+        draw=0,
+        recipe={
+            "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "seed": 1, "spectral_norm": "renormalise"},
+            "walk": {"to_seed": 5, "frames": 5, "frame": 2},
+        },
+    )
+    assert (walk["perturbation_kind"], walk["perturbation_mode"], walk["latent"]) == (
+        "multiplicative",
+        "renormalise",
+        "walk",
+    )
+    arithmetic = recipe_columns(condition="arithmetic", epsilon=0.0, draw=0, recipe={"arithmetic": {"a": [1]}})
+    assert (arithmetic["perturbation_kind"], arithmetic["latent"], arithmetic["network"]) == (
+        "none",
+        "arithmetic",
+        "arithmetic",
+    )
+
+
+def test_dose_rows_take_one_multiplicative_perturbation_and_the_plain_baseline():
+    from analysis.report import dose_rows
+
+    conditions = [  # name, kind, mode, latent, ε: the conditions of examples/all-kinds.yaml, and one more ε
+        ("baseline", "none", "", "seed", 0.0),
+        ("artistic-frozen", "multiplicative", "frozen", "seed", 0.5),
+        ("artistic-frozen-1", "multiplicative", "frozen", "seed", 1.0),
+        ("artistic-renormalise", "multiplicative", "renormalise", "seed", 0.5),
+        ("symbolic-embedding-noise", "semantic", "embedding-noise", "seed", 1.0),
+        ("symbolic-class-mix", "semantic", "class-mix", "seed", 0.5),
+        ("arithmetic", "none", "", "arithmetic", 0.0),
+        ("walk-artistic", "multiplicative", "renormalise", "walk", 0.5),
+    ]
+    frame = pd.DataFrame(
+        [
+            {"condition": c, "perturbation_kind": k, "perturbation_mode": m, "latent": lat, "epsilon": e, "response": 1}
+            for c, k, m, lat, e in conditions
+            for _ in range(3)
+        ]
+    )
+    rows, used, left_out, problem = dose_rows(frame)
+    assert problem is None
+    assert used == ["artistic-frozen", "artistic-frozen-1", "baseline"]
+    assert set(left_out) == {c[0] for c in conditions} - set(used)
+    assert set(rows["condition"]) == set(used) and len(rows) == 9
+    legacy = dose_rows(frame.drop(columns=["perturbation_kind"]))
+    assert legacy[0].empty and "no perturbation_kind column" in legacy[3]
