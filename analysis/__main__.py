@@ -132,7 +132,17 @@ def run(argv: list[str] | None = None) -> int:
         ratings = load_ratings(args.ratings)
         if not args.no_exclusions:
             ratings = apply_exclusions(ratings, _rules(args)).ratings
-        fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml)
+        from analysis.models import parse_formula
+
+        formula = args.formula or DEFAULT_FORMULA
+        rows = ratings[ratings["dimension"] == args.dimension]
+        for term in parse_formula(formula)[1]:
+            n_levels = rows[term.group].nunique() if term.group in rows.columns else None
+            if n_levels is not None and n_levels < 2 and not rows.empty:
+                # lme4 refuses this too ("grouping factors must have > 1 sampled level")
+                raise RatingsError(f"{term.label} needs at least 2 levels of {term.group}; the {args.dimension} "
+                                   f"ratings have {n_levels}")
+        fit = fit_ratings(ratings, formula, dimension=args.dimension, reml=not args.ml)
         print(fit.summary())
         return 0
     return _power(args)
@@ -145,9 +155,15 @@ def _power(args: argparse.Namespace) -> int:
         from analysis.exclusions import apply_exclusions
         from analysis.models import fit_ratings
         from analysis.ratings import load_ratings
+        from analysis.report import main_model_problem
 
         ratings = apply_exclusions(load_ratings(args.ratings)).ratings
-        dimension = args.dimension or sorted(ratings["dimension"].unique())[0]
+        if ratings.empty:
+            raise RatingsError("no ratings remain after the exclusions; nothing to take a population model from")
+        dimension = args.dimension or sorted(ratings["dimension"].dropna().unique())[0]
+        problem = main_model_problem(ratings[ratings["dimension"] == dimension])
+        if problem:
+            raise RatingsError(f"cannot fit the {dimension} model for a power analysis: {problem}")
         population = PopulationModel.from_fit(fit_ratings(ratings, dimension=dimension))
     elif args.effects:
         effects = args.effects
