@@ -12,6 +12,7 @@ from django.core.management import call_command
 from analysis.report import analyse_study, build_report
 from analysis.schema import EXPORT_COLUMNS, SCHEMA_VERSION
 from study.bots import AnswerModel, BotError, DjangoClientTransport, run_bot, stimulus_truth
+from study.selectors import ratings_rows
 from tests.study.factories import EPSILON, make_study
 
 MODEL = {"id": "tiny", "sha256": "0" * 64, "architecture": "biggan-deep"}
@@ -79,6 +80,7 @@ def test_export_then_report_lists_in_progress_participants_and_keeps_them_out_of
     call_command("export_ratings", study.slug, "--out", str(csv))
     frame = pd.read_csv(csv)
     assert tuple(frame.columns) == EXPORT_COLUMNS  # written through the one schema module
+    assert set(ratings_rows(study=study)[0]) == set(EXPORT_COLUMNS)  # every column filled, none dropped
     assert frame["schema_version"].eq(SCHEMA_VERSION).all()
     in_progress = set(frame.loc[frame["participant_status"] == "in_progress", "participant"])
     assert len(in_progress) == 3
