@@ -151,3 +151,23 @@ def test_no_baseline_says_which_reference_it_used(export, tmp_path):
 def test_outcome_still_works_as_the_html_path(export, tmp_path):
     outcome = build_report(pilot_sized(export), tmp_path / "out", n_splits=0)
     assert Path(outcome) == tmp_path / "out" / "report.html" and outcome.parent == tmp_path / "out"
+
+
+def test_a_fractional_slider_renders_with_binned_distributions_and_no_ordinal_model(tmp_path):
+    from analysis.simulation import CrossedDesign, simulate_ratings
+
+    slider = simulate_ratings(
+        design=CrossedDesign(60, 40, 20),
+        effects={"artistic-1.0": 5},
+        intercept=50,
+        sd_participant=8,
+        sd_stimulus=5,
+        sd_residual=10,
+        seed=1,
+    )
+    slider["response"] = slider["response"].clip(0, 100).round(2)
+    assert slider["response"].nunique() > 500
+    outcome = build_report(slider, tmp_path / "out", n_splits=5, ordinal=True)
+    assert any("the ordinal model was skipped because the responses take" in s for s in outcome.skipped)
+    reliability = pd.read_csv(tmp_path / "out" / "reliability.csv")
+    assert np.isfinite(reliability[["alpha_interval", "alpha_ordinal"]].to_numpy()).all()
