@@ -753,29 +753,44 @@ def _image_grid(analysis: StudyAnalysis, base_dir: Path | None, n: int = 6) -> d
 
 
 def _plots(analysis: StudyAnalysis, conditions: list[str]) -> dict[str, object]:
+    """Every figure; one that cannot be drawn is left out with a sentence, like a model that cannot be fitted."""
     kept = analysis.ratings
+
+    def draw(what: str, make) -> str | None:
+        try:
+            return make()
+        except (*FIT_ERRORS, TypeError, KeyError, IndexError) as exc:
+            analysis.skipped.append(f"The {what} figure was skipped because it could not be drawn "
+                                    f"({_first_line(exc)}).")
+            return None
+
     dims = [d for d in analysis.dimensions if (kept["dimension"] == d).any()]
     plots: dict[str, object] = {"contrasts": {}, "classes": {}}
     if dims:
-        plots["distributions"] = figures.rating_distributions(kept[kept["dimension"].isin(dims)], conditions)
+        plots["distributions"] = draw("rating distribution", lambda: figures.rating_distributions(
+            kept[kept["dimension"].isin(dims)], conditions))
     curves = {d: a.dose_curves for d, a in analysis.dimensions.items() if len(a.dose_curves.get("points", [])) > 1}
     if curves:
-        plots["dose"] = figures.dose_response(curves)
+        plots["dose"] = draw("dose-response", lambda: figures.dose_response(curves))
     for d, a in analysis.dimensions.items():
         if a.contrasts is not None and len(a.contrasts):
-            plots["contrasts"][d] = figures.forest(a.contrasts, "contrast", f"{d}: condition - {a.reference} (95% CI)")
+            plots["contrasts"][d] = draw(f"{d} contrast", lambda a=a, d=d: figures.forest(
+                a.contrasts, "contrast", f"{d}: condition - {a.reference} (95% CI)"))
         if a.class_emmeans is not None and len(a.class_emmeans):
             shown = a.class_emmeans.sort_values("n_stimuli", ascending=False).head(20).sort_values("estimate")
-            plots["classes"][d] = figures.forest(shown, "class_index", f"{d}: estimated mean per image class "
-                                                 f"(the {len(shown)} classes with most stimuli)", reference_line=None)
+            plots["classes"][d] = draw(f"{d} class", lambda shown=shown, d=d: figures.forest(
+                shown, "class_index", f"{d}: estimated mean per image class (the {len(shown)} classes with most "
+                "stimuli)", reference_line=None))
     if analysis.correlation:
         c = analysis.correlation
         means = stimulus_means(kept)
         cond = kept.groupby("stimulus")["condition"].first()
-        plots["scatter"] = figures.dimension_scatter(means, cond.reindex(means.index), c["first"], c["second"],
-                                                     conditions)
+        plots["scatter"] = draw("artistry-symbolism scatter", lambda: figures.dimension_scatter(
+            means, cond.reindex(means.index), c["first"], c["second"], conditions))
     if analysis.power is not None:
-        plots["power"] = figures.power_plot(analysis.power)
+        plots["power"] = draw("power", lambda: figures.power_plot(analysis.power))
+    plots["contrasts"] = {d: uri for d, uri in plots["contrasts"].items() if uri}
+    plots["classes"] = {d: uri for d, uri in plots["classes"].items() if uri}
     return plots
 
 

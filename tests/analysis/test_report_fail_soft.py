@@ -171,3 +171,18 @@ def test_a_fractional_slider_renders_with_binned_distributions_and_no_ordinal_mo
     assert any("the ordinal model was skipped because the responses take" in s for s in outcome.skipped)
     reliability = pd.read_csv(tmp_path / "out" / "reliability.csv")
     assert np.isfinite(reliability[["alpha_interval", "alpha_ordinal"]].to_numpy()).all()
+
+
+def test_a_figure_that_cannot_be_drawn_is_left_out_with_a_sentence(export, tmp_path, monkeypatch):
+    from analysis import figures
+
+    def broken(*args, **kwargs):  # fault injection: what a matplotlib failure on odd data looks like
+        raise ValueError("cannot draw this")
+
+    monkeypatch.setattr(figures, "forest", broken)
+    outcome = build_report(pilot_sized(export), tmp_path / "out", n_splits=0)
+    assert "The artistry contrast figure was skipped because it could not be drawn (cannot draw this)." in (
+        outcome.skipped
+    )
+    html = outcome.read_text()
+    assert '<section id="results">' in html and 'src="None"' not in html
