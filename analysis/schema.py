@@ -161,6 +161,8 @@ def recipe_columns(
     if kind == UNPERTURBED_KIND:
         network = condition  # one unperturbed network
         epsilon = 0.0 if epsilon is None else epsilon
+    elif kind == "imported":
+        network = condition  # made elsewhere: no network or draw is known
     else:
         network = f"{condition}/draw-{draw if draw is not None else 0}/seed-{perturbation.get('seed', 0)}"
     return {

@@ -82,6 +82,7 @@ def test_recipe_columns_per_kind():
     )
     imported = recipe_columns(condition="photo", epsilon=None, draw=None, recipe={"kind": "imported"})
     assert imported["perturbation_kind"] == "imported" and imported["epsilon"] is None
+    assert imported["network"] == "photo"
     # A later kind's parameters (style transfer, say) travel in the recipe JSON untouched.
     later = recipe_columns(
         condition="style",
