@@ -50,6 +50,7 @@ UNTRAINED_LABEL = "untrained random weights — demo only"
 STIMULI_DIR = "stimuli"
 MANIFEST_COLUMNS = ["stimulus_id", "condition", "class_index", "class_name", "seed", "epsilon", "draw", "path",
                     "sha256", "width", "height", "recipe_id"]
+DESCRIPTOR_KEYS = list(DESCRIPTOR_COLUMNS)  # the ratings schema's descriptor names, in the manifest's order
 
 
 def stimulus_token(set_name: str, recipe_id: str) -> str:
@@ -322,7 +323,7 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
     media = Path(settings.MEDIA_ROOT)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*MANIFEST_COLUMNS, *DESCRIPTOR_COLUMNS])
+    writer.writerow(MANIFEST_COLUMNS + DESCRIPTOR_KEYS)
     for stimulus in stimulus_set.stimuli.order_by("condition", "draw", "class_index", "seed", "public_id"):
         source = media / stimulus.image.name
         target = out_dir / Path(stimulus.image.name).name
@@ -333,7 +334,7 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
         writer.writerow([stimulus.public_id, stimulus.condition, _blank(stimulus.class_index), stimulus.class_name,
                          _blank(stimulus.seed), _blank(stimulus.epsilon), _blank(stimulus.draw), target.name,
                          stimulus.sha256, stimulus.width, stimulus.height, stimulus.recipe_id]
-                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_COLUMNS])
+                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS])
     manifest = out_dir / "manifest.csv"
     atomic_write_bytes(manifest, buffer.getvalue().encode())
     return manifest
