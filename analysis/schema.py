@@ -100,7 +100,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("seed", "int", "latent seed of the image"),
     Column("class_index", "int", "ImageNet class index (empty for unconditional models)", True),
     Column("class_name", "string", "ImageNet class name"),
-    Column("model", "string", "generator model id"),
+    Column("model", "string", "generator model id (style transfer, DeepDream: the backbone id)"),
     Column("truncation", "float", "truncation of the latent z"),
     Column("recipe_id", "string", "sha256 of the stimulus recipe: the same id renders the same bytes"),
     Column("recipe", "json", "the full recipe as JSON (every parameter of every kind, including later ones)"),
@@ -157,12 +157,12 @@ def recipe_columns(
     kind = perturbation.get("kind") or recipe.get("kind") or UNPERTURBED_KIND
     mode = perturbation.get("mode") or (perturbation.get("spectral_norm") if kind == "multiplicative" else None)
     latent = "walk" if recipe.get("walk") else "arithmetic" if recipe.get("arithmetic") else SEED_LATENT
-    model = recipe.get("model")
+    model = recipe.get("model") or recipe.get("backbone")  # style transfer and DeepDream record a backbone
     if kind == UNPERTURBED_KIND:
         network = condition  # one unperturbed network
         epsilon = 0.0 if epsilon is None else epsilon
-    elif kind == "imported":
-        network = condition  # made elsewhere: no network or draw is known
+    elif not perturbation:
+        network = condition  # imported, style transfer, DeepDream: no perturbed network and no draw
     else:
         network = f"{condition}/draw-{draw if draw is not None else 0}/seed-{perturbation.get('seed', 0)}"
     return {

@@ -83,6 +83,13 @@ def test_recipe_columns_per_kind():
     imported = recipe_columns(condition="photo", epsilon=None, draw=None, recipe={"kind": "imported"})
     assert imported["perturbation_kind"] == "imported" and imported["epsilon"] is None
     assert imported["network"] == "photo"
+    style = recipe_columns(
+        condition="gatys",
+        epsilon=None,
+        draw=0,
+        recipe={"kind": "style-transfer", "backbone": {"id": "vgg19"}, "parameters": {"style_weight": 1e6}},
+    )
+    assert (style["perturbation_kind"], style["model"], style["network"]) == ("style-transfer", "vgg19", "gatys")
     # A later kind's parameters (style transfer, say) travel in the recipe JSON untouched.
     later = recipe_columns(
         condition="style",
