@@ -1,26 +1,32 @@
-"""Statistics for rating studies: exclusions, crossed mixed models (fast engine), reliability, power, report."""
+"""Statistics for rating studies: exclusions, crossed mixed models (fast engine), reliability, power, report.
 
-from analysis.engine import ModelFitError
-from analysis.models import DEFAULT_FORMULA, RatingsFit, fit_ratings, likelihood_ratio_test
-from analysis.ratings import MissingColumnsError, RatingsError, load_ratings
+Names are imported on first use, so ``import analysis.schema`` (the web process's export) stays free of
+NumPy, SciPy and pandas.
+"""
 
-__all__ = [
-    "DEFAULT_FORMULA",
-    "MissingColumnsError",
-    "ModelFitError",
-    "RatingsError",
-    "RatingsFit",
-    "build_report",
-    "fit_ratings",
-    "likelihood_ratio_test",
-    "load_ratings",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_FORMULA": "analysis.models",
+    "MissingColumnsError": "analysis.ratings",
+    "ModelFitError": "analysis.engine",
+    "RatingsError": "analysis.ratings",
+    "RatingsFit": "analysis.models",
+    "ReportError": "analysis.report",
+    "ReportOutcome": "analysis.report",
+    "build_report": "analysis.report",
+    "fit_ratings": "analysis.models",
+    "likelihood_ratio_test": "analysis.models",
+    "load_ratings": "analysis.ratings",
+}
+
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    # The report pulls in matplotlib and Jinja2; load them only when a report is asked for.
-    if name == "build_report":
-        from analysis.report import build_report
-
-        return build_report
-    raise AttributeError(name)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

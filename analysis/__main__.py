@@ -1,4 +1,8 @@
-"""Command line: ``python -m analysis report|fit|power …``; user errors print one line and exit 2."""
+"""Command line: ``python -m analysis report|fit|power …``; user errors print one line and exit 2.
+
+``report`` exits 0 when report.html was written, with one ``warning:`` line on stderr when parts were skipped
+(each skipped part is explained in the report and in skipped.csv); it exits 2 only when nothing could be written.
+"""
 
 from __future__ import annotations
 
@@ -60,9 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("ratings", help="ratings export (CSV or Parquet)")
     report.add_argument("--out", required=True, type=Path, help="output folder")
     report.add_argument("--dimension", action="append", dest="dimensions", help="only this dimension (repeatable)")
-    report.add_argument("--no-slopes", action="store_true", help="skip the random-slopes variant (the slowest fit)")
-    report.add_argument("--no-ordinal", action="store_true", help="skip the ordinal sensitivity analysis")
-    report.add_argument("--splits", type=int, default=100, help="random splits for split-half reliability")
+    report.add_argument("--network", action="store_true",
+                        help="add (1 | network): generalise condition effects over perturbation draws")
+    report.add_argument("--slopes", action="store_true",
+                        help="also fit (1 + condition | participant) random slopes (slow on large studies)")
+    report.add_argument("--ordinal", action="store_true", help="also fit the ordinal sensitivity analysis (slow)")
+    report.add_argument("--power", action="store_true", help="also simulate power at half/1x/2x the participants")
+    report.add_argument("--power-sims", type=int, default=200, help="simulated studies per design for --power")
+    report.add_argument("--no-slopes", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for
+    report.add_argument("--no-ordinal", action="store_true", help=argparse.SUPPRESS)  # old scripts
+    classes = report.add_mutually_exclusive_group()
+    classes.add_argument("--classes", action="store_const", const=True, dest="classes", default="auto",
+                         help="fit the class model however many image classes there are (default: up to 50)")
+    classes.add_argument("--no-classes", action="store_const", const=False, dest="classes",
+                         help="skip the model with image class as a factor")
+    report.add_argument("--splits", type=int, default=100,
+                        help="random participant splits for split-half reliability (0: none)")
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--title", default="Rating study report")
     _add_exclusion_options(report)
@@ -101,10 +118,15 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from analysis.report import build_report
 
-        path = build_report(args.ratings, args.out, rules=_rules(args), dimensions=args.dimensions,
-                            slopes=not args.no_slopes, ordinal=not args.no_ordinal, n_splits=args.splits,
-                            seed=args.seed, title=args.title, progress=True)
-        print(f"wrote {path}")
+        outcome = build_report(args.ratings, args.out, rules=_rules(args), dimensions=args.dimensions,
+                               network=args.network, slopes=args.slopes and not args.no_slopes,
+                               ordinal=args.ordinal and not args.no_ordinal, classes=args.classes,
+                               power=args.power, power_sims=args.power_sims, n_splits=args.splits, seed=args.seed,
+                               title=args.title, progress=True)
+        print(f"wrote {outcome.path} ({outcome.seconds:.1f} s; time per section in timings.csv)")
+        if not outcome.complete:
+            print(f"warning: {len(outcome.skipped)} part(s) of the report were skipped (see {outcome.path.name} "
+                  f"and skipped.csv): {outcome.skipped[0]}", file=sys.stderr)
         return 0
     if args.command == "fit":
         from analysis.exclusions import apply_exclusions
@@ -114,13 +136,22 @@ def run(argv: list[str] | None = None) -> int:
         ratings = load_ratings(args.ratings)
         if not args.no_exclusions:
             ratings = apply_exclusions(ratings, _rules(args)).ratings
+        from analysis.models import parse_formula
+
+        formula = args.formula or DEFAULT_FORMULA
+        rows = ratings[ratings["dimension"] == args.dimension]
+        for term in parse_formula(formula)[1]:
+            n_levels = rows[term.group].nunique() if term.group in rows.columns else None
+            if n_levels is not None and n_levels < 2 and not rows.empty:
+                # lme4 refuses this too ("grouping factors must have > 1 sampled level")
+                raise RatingsError(f"{term.label} needs at least 2 levels of {term.group}; the {args.dimension} "
+                                   f"ratings have {n_levels}")
         if args.ordinal:
             from analysis.clmm import fit_clmm
 
             fit = fit_clmm(ratings, dimension=args.dimension, link=args.ordinal)
         else:
-            fit = fit_ratings(ratings, args.formula or DEFAULT_FORMULA, dimension=args.dimension, reml=not args.ml,
-                              df_method=args.df)
+            fit = fit_ratings(ratings, formula, dimension=args.dimension, reml=not args.ml, df_method=args.df)
         print(fit.summary())
         for warning in fit.warnings:  # lme4's messages, also on stderr so scripts see them
             print(f"warning: {warning}", file=sys.stderr)
@@ -135,9 +166,15 @@ def _power(args: argparse.Namespace) -> int:
         from analysis.exclusions import apply_exclusions
         from analysis.models import fit_ratings
         from analysis.ratings import load_ratings
+        from analysis.report import main_model_problem
 
         ratings = apply_exclusions(load_ratings(args.ratings)).ratings
-        dimension = args.dimension or sorted(ratings["dimension"].unique())[0]
+        if ratings.empty:
+            raise RatingsError("no ratings remain after the exclusions; nothing to take a population model from")
+        dimension = args.dimension or sorted(ratings["dimension"].dropna().unique())[0]
+        problem = main_model_problem(ratings[ratings["dimension"] == dimension])
+        if problem:
+            raise RatingsError(f"cannot fit the {dimension} model for a power analysis: {problem}")
         population = PopulationModel.from_fit(fit_ratings(ratings, dimension=dimension))
     elif args.effects:
         effects = args.effects

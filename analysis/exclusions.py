@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 
-COMPLETED_STATUSES = frozenset({"completed", "complete", "finished", "approved"})
+from analysis.schema import COMPLETED_STATUSES, ID_COLUMNS
+
+EXCLUDED_COLUMNS = ["participant", "step", "rule", "detail"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class ExclusionRules:
     min_median_rt_ms: float | None = 500.0  # exclude participants whose median rt is below this
     min_response_sd: float | None = 0.1  # straight-lining: SD of responses in a dimension at or below this
     min_completion: float | None = 0.5  # share of the modal number of ratings a participant must give
-    require_completed_status: bool = True  # when a `status` column exists
+    require_completed_status: bool = True  # when a `participant_status` column exists
 
     def describe(self) -> dict[str, object]:
         return asdict(self)
@@ -26,11 +29,15 @@ class ExclusionRules:
 
 @dataclass
 class ExclusionOutcome:
-    """Kept ratings, the flow table (one row per step) and the excluded participants with reasons."""
+    """Kept ratings, the flow table (one row per step) and the excluded participants with the rule and reason."""
 
     ratings: pd.DataFrame
     flow: pd.DataFrame
-    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["participant", "rule", "detail"]))
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXCLUDED_COLUMNS))
+
+    def steps_that_removed(self) -> pd.DataFrame:
+        """Flow rows that removed at least one rating (what the methods text reports)."""
+        return self.flow[(self.flow["ratings_excluded"] > 0) & (self.flow["step"] != "export")]
 
 
 def _flow_row(step: str, rule: str, before: pd.DataFrame, after: pd.DataFrame) -> dict[str, object]:
@@ -42,6 +49,28 @@ def _flow_row(step: str, rule: str, before: pd.DataFrame, after: pd.DataFrame) -
         "participants_remaining": after["participant"].nunique(),
         "ratings_remaining": len(after),
     }
+
+
+def _unusable(df: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Rows no model can use (missing ids, a response that is missing, non-numeric or infinite) and why, counted."""
+    bad = pd.Series(False, index=df.index)
+    reasons = []
+    for col in ID_COLUMNS:
+        missing = df[col].isna()
+        if missing.any():
+            reasons.append(f"{int(missing.sum())} without a {col} id")
+        bad |= missing
+    problems = df.attrs.get("input_problems", {})
+    non_numeric = int(problems.get("non_numeric_response", 0))
+    infinite = ~np.isfinite(df["response"]) & df["response"].notna()
+    missing = int(df["response"].isna().sum()) - non_numeric
+    for n, what in ((non_numeric, "with a non-numeric response"), (int(infinite.sum()), "with an infinite response"),
+                    (missing, "with a missing response")):
+        if n > 0:
+            reasons.append(f"{n} {what}")
+    bad |= df["response"].isna() | infinite
+    rule = "rows with a missing id or a missing, non-numeric or infinite response"
+    return bad, rule + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None) -> ExclusionOutcome:
@@ -56,10 +85,15 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
                           rule: str) -> pd.DataFrame:
         who = who[who]
         for pid, detail in zip(who.index, details.reindex(who.index).astype(str), strict=True):
-            excluded.append({"participant": pid, "rule": step, "detail": detail})
+            excluded.append({"participant": pid, "step": step, "rule": rule, "detail": detail})
         after = current[~current["participant"].isin(who.index)]
         flow.append(_flow_row(step, rule, current, after))
         return after
+
+    bad, rule = _unusable(df)
+    after = df[~bad]
+    flow.append(_flow_row("unusable", rule, df, after))
+    df = after
 
     if rules.drop_practice and "is_practice" in df.columns:
         after = df[~df["is_practice"].astype(bool)]
@@ -78,10 +112,11 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
         flow.append(_flow_row("attention_rows", "attention-check trials removed from the ratings", df, after))
         df = after
 
-    if rules.require_completed_status and "status" in df.columns:
-        status = df.groupby("participant")["status"].first().astype(str).str.lower()
-        details = status.map(lambda s: f"status {s}")
-        df = drop_participants(df, ~status.isin(COMPLETED_STATUSES), details, "status", "session not completed")
+    if rules.require_completed_status and "participant_status" in df.columns:
+        status = df.groupby("participant")["participant_status"].first().astype(str).str.lower()
+        details = status.map(lambda s: f"participant_status {s}")
+        df = drop_participants(df, ~status.isin(COMPLETED_STATUSES), details, "status",
+                               "session not completed (participant_status is not completed)")
 
     if rules.min_completion is not None and not df.empty:
         counts = df.groupby("participant").size()
@@ -103,4 +138,4 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
                                f"response SD ≤ {rules.min_response_sd} in a dimension")
 
     return ExclusionOutcome(ratings=df.reset_index(drop=True), flow=pd.DataFrame(flow),
-                            excluded=pd.DataFrame(excluded, columns=["participant", "rule", "detail"]))
+                            excluded=pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS))

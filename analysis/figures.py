@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+MAX_BARS = 15  # distinct responses drawn as one bar each (a Likert scale); more are binned
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
@@ -25,7 +26,14 @@ def rating_distributions(ratings: pd.DataFrame, conditions: list[str]) -> str:
     fig = Figure(figsize=(5.2 * len(dims), 3.6))
     axes = fig.subplots(1, len(dims), squeeze=False)[0]
     values = np.sort(ratings["response"].dropna().unique())
-    width = 0.8 / max(len(conditions), 1)
+    if len(values) > MAX_BARS:
+        # A slider (or fractional values): one bar per value would draw thousands; show shares of 20 equal bins.
+        edges = np.linspace(values[0], values[-1], 21)
+        binned = pd.cut(ratings["response"], edges, include_lowest=True, labels=(edges[:-1] + edges[1:]) / 2)
+        ratings = ratings.assign(response=binned.astype(float))
+        values = np.sort(ratings["response"].dropna().unique())
+    step = float(np.min(np.diff(values))) if len(values) > 1 else 1.0
+    width = 0.8 * step / max(len(conditions), 1)
     for ax, dim in zip(axes, dims, strict=True):
         sub = ratings[ratings["dimension"] == dim]
         for i, cond in enumerate(conditions):
@@ -35,7 +43,8 @@ def rating_distributions(ratings: pd.DataFrame, conditions: list[str]) -> str:
         ax.set_title(dim)
         ax.set_xlabel("response")
         ax.set_ylabel("share of ratings")
-        ax.set_xticks(values)
+        if len(values) <= MAX_BARS:
+            ax.set_xticks(values)
     axes[-1].legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return to_data_uri(fig)

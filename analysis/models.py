@@ -21,6 +21,22 @@ from analysis.engine import CrossedLMM, EngineResult, GroupDesign, ModelFitError
 from analysis.ratings import REFERENCE_CONDITION, RatingsError, conditions_in_order
 
 DEFAULT_FORMULA = "response ~ condition + (1 | participant) + (1 | stimulus)"
+
+
+class _Standardize(patsy.state.Standardize):
+    """patsy's standardize with the sample SD (n - 1), as R's scale(); patsy's own divides by n."""
+
+    def memorize_chunk(self, x, center=True, rescale=True, ddof=1):
+        super().memorize_chunk(x, center=center, rescale=rescale, ddof=ddof)
+
+    def transform(self, x, center=True, rescale=True, ddof=1):
+        return super().transform(x, center=center, rescale=rescale, ddof=ddof)
+
+
+# Formulas are evaluated in this module's namespace, which patsy searches before its built-ins: this
+# `standardize` replaces patsy's in every model formula.
+standardize = patsy.stateful_transform(_Standardize)
+
 _NAME = r"[A-Za-z_][\w.]*"
 _RANDOM_TERM = re.compile(rf"^\(\s*(?P<expr>[^|]+?)\s*(?P<bars>\|\|?)\s*(?P<group>{_NAME}(?:\s*[:/]\s*{_NAME})*)\s*\)$")
 
@@ -467,12 +483,14 @@ def fit_ratings(
     alpha: float = 0.05,
     theta0: np.ndarray | None = None,
     df_method: str = "satterthwaite",
+    initial_step: np.ndarray | float | None = None,
 ) -> RatingsFit:
     """Fit ``formula`` (lme4 syntax) to one dimension's ratings with the fast crossed-LMM engine.
 
     ``df_method``: "satterthwaite" (default, every model), "kenward-roger" (pbkrtest's adjusted covariance and
     df; REML, up to a few thousand random-effect columns) or "normal" (Wald z). Models lme4 would refuse (a
     grouping factor with one level, as many levels or random effects as observations) raise ModelFitError.
+    ``theta0``, ``initial_step``: a warm start (see ``CrossedLMM.fit``).
     """
     if df_method not in {"satterthwaite", "kenward-roger", "normal"}:
         raise RatingsError(f"df_method must be 'satterthwaite', 'kenward-roger' or 'normal', not {df_method!r}")
@@ -489,11 +507,14 @@ def fit_ratings(
         y, X = patsy.dmatrices(fixed_formula, data, return_type="dataframe")
     except patsy.PatsyError as exc:
         raise RatingsError(f"cannot build the model {fixed_formula!r}: {str(exc).splitlines()[0]}") from exc
+    if not np.isfinite(y.to_numpy(dtype=float)).all():
+        n_bad = int((~np.isfinite(y.to_numpy(dtype=float))).sum())
+        raise RatingsError(f"the response has {n_bad} infinite value(s); drop them first (the report's exclusions do)")
     data = data.loc[X.index].reset_index(drop=True)
     groups = [_group_design(data, t) for t in random_terms]
     with single_threaded_blas():  # small dense factorisations: BLAS threads only add contention
         engine = CrossedLMM(y.to_numpy(dtype=float).ravel(), X.to_numpy(dtype=float), groups)
-        result = engine.fit(reml=reml, theta0=theta0)
+        result = engine.fit(reml=reml, theta0=theta0, initial_step=initial_step)
     return RatingsFit(formula=formula, name=name, dimension=dimension, result=result, term_names=list(X.columns),
                       design_info=X.design_info, data=data, random_terms=random_terms, alpha=alpha,
                       x_mean=X.to_numpy(dtype=float).mean(axis=0), engine=engine, df_method=df_method)

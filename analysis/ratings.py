@@ -1,23 +1,29 @@
-"""Loading and checking the long-format ratings export (one row per rating)."""
+"""Loading and checking the long-format ratings export (one row per rating); the columns are `analysis.schema`'s."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "participant", "stimulus", "condition", "epsilon", "class_index", "dimension", "response", "rt_ms",
-    "trial_index",
+from analysis.schema import (
+    BOOLEAN_COLUMNS,
+    DESCRIPTOR_COLUMNS,
+    ID_COLUMNS,
+    LEGACY_NAMES,
+    REQUIRED_COLUMNS,
+    SCHEMA_VERSION,
+    typed_frame,
 )
-BOOLEAN_COLUMNS: tuple[str, ...] = ("is_practice", "is_attention_check", "attention_passed")
-DESCRIPTOR_COLUMNS: tuple[str, ...] = (
-    "colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density", "compression_ratio",
-)
+
+__all__ = ["BOOLEAN_COLUMNS", "DESCRIPTOR_COLUMNS", "REQUIRED_COLUMNS", "RatingsError", "load_ratings"]
+
 REFERENCE_CONDITION = "baseline"
 
 _TRUE = {"true", "t", "1", "1.0", "yes", "y"}
 _FALSE = {"false", "f", "0", "0.0", "no", "n", "", "nan", "<na>", "none"}
+_MISSING_TEXT = {"", "nan", "none", "<na>", "null"}
 
 
 class RatingsError(ValueError):
@@ -44,21 +50,51 @@ def _as_bool(series: pd.Series, name: str) -> pd.Series:
     return text.isin(_TRUE).astype(bool)
 
 
+def _ids(series: pd.Series) -> pd.Series:
+    """Ids as text; missing stays missing (NaN would otherwise become a participant called 'nan')."""
+    text = series.astype("string").str.strip()
+    text = text.mask(text.str.lower().isin(_MISSING_TEXT))
+    return text.astype(object).where(text.notna(), np.nan)
+
+
+def _non_numeric(series: pd.Series) -> int:
+    """Values present in the file that do not parse as numbers."""
+    if pd.api.types.is_numeric_dtype(series):
+        return 0
+    text = series.astype("string").str.strip()
+    present = text.notna() & ~text.str.lower().isin(_MISSING_TEXT)
+    return int((present & pd.to_numeric(series, errors="coerce").isna()).sum())
+
+
 def check_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Validate columns and normalise types so every later step can rely on them."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in ratings.columns]
+    """Validate columns and normalise types so every later step can rely on them.
+
+    Rows are not dropped here: the exclusion flow's first step removes unusable rows and says how many
+    (``attrs["input_problems"]`` carries what only the raw values show, e.g. non-numeric responses).
+    """
+    df = ratings.rename(columns={old: new for old, new in LEGACY_NAMES.items()
+                                 if old in ratings.columns and new not in ratings.columns})
+    if "schema_version" in df.columns:
+        versions = pd.to_numeric(df["schema_version"], errors="coerce").dropna()
+        if len(versions) and versions.max() > SCHEMA_VERSION:
+            raise RatingsError(f"export written with ratings schema {int(versions.max())}; this analysis reads "
+                               f"schema ≤ {SCHEMA_VERSION} (update the package)")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise MissingColumnsError(missing)
-    df = ratings.copy()
-    for col in ("participant", "stimulus", "condition", "dimension"):
-        df[col] = df[col].astype(str)
-    for col in ("epsilon", "response", "rt_ms", "trial_index"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+    if df.empty:
+        raise RatingsError("ratings export has no rows")
+    problems = {"non_numeric_response": _non_numeric(df["response"])}
+    df = typed_frame(df, strict=False)
+    for col in ID_COLUMNS:
+        # Categorical: a few thousand distinct ids over a million rows take a tenth of the memory of strings,
+        # and grouping and factorising them (every model frame) works on integer codes.
+        df[col] = _ids(df[col]).astype("category")
     for col in BOOLEAN_COLUMNS:
         if col in df.columns:
             df[col] = _as_bool(df[col], col)
-    if df.empty:
-        raise RatingsError("ratings export has no rows")
+    problems["infinite_response"] = int(np.isinf(df["response"]).sum())
+    df.attrs["input_problems"] = problems
     return df
 
 
@@ -70,10 +106,14 @@ def load_ratings(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     if not path.exists():
         raise RatingsError(f"ratings file not found: {path}")
     if path.suffix.lower() in {".parquet", ".pq"}:
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise RatingsError(f"cannot read {path} as Parquet: {str(exc).splitlines()[0]}") from exc
     else:
         try:
-            df = pd.read_csv(path)
+            # Ids stay text: "007" and "7" are different participants.
+            df = pd.read_csv(path, dtype={c: "string" for c in ID_COLUMNS}, low_memory=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise RatingsError(f"cannot read {path} as CSV: {str(exc).splitlines()[0]}") from exc
     return check_ratings(df)

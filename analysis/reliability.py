@@ -10,8 +10,7 @@ from scipy import stats
 def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> dict[str, float]:
     """Correlation of stimulus means between random halves of participants, stepped up with Spearman-Brown."""
     rng = np.random.default_rng(seed)
-    participants = ratings["participant"].unique()
-    codes_p = pd.Categorical(ratings["participant"], categories=participants).codes
+    codes_p, participants = pd.factorize(ratings["participant"])
     stim_codes, _ = pd.factorize(ratings["stimulus"])
     n_stim = stim_codes.max() + 1
     y = ratings["response"].to_numpy(float)
@@ -26,8 +25,8 @@ def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> 
             with np.errstate(invalid="ignore", divide="ignore"):
                 means.append(total / count)
         ok = np.isfinite(means[0]) & np.isfinite(means[1])
-        if ok.sum() < 3:
-            continue
+        if ok.sum() < 3 or np.std(means[0][ok]) == 0 or np.std(means[1][ok]) == 0:
+            continue  # no correlation is defined (e.g. one condition on a coarse scale, or one participant)
         r = np.corrcoef(means[0][ok], means[1][ok])[0, 1]
         values.append(2 * r / (1 + r))
     arr = np.asarray(values)
@@ -39,39 +38,44 @@ def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> 
 
 def krippendorff_alpha(ratings: pd.DataFrame, *, level: str = "interval", unit: str = "stimulus",
                        coder: str = "participant", value: str = "response") -> float:
-    """Krippendorff's alpha from the coincidence matrix; handles missing ratings (incomplete designs)."""
+    """Krippendorff's alpha; handles missing ratings (incomplete designs). Memory is linear in the ratings.
+
+    With o_ck = Σ_u n_uc (n_uk - [c = k]) / (m_u - 1) the coincidences, the disagreements Σ o_ck δ_ck and
+    Σ n_c n_k δ_ck are sums of squares for the interval metric, so no k x k matrix over the distinct values is
+    built (a 0-100 slider with fractional values has thousands). The ordinal metric δ_ck = (Σ_{g=c..k} n_g -
+    (n_c + n_k)/2)² is the interval metric on mid-ranks F_c = Σ_{g<c} n_g + n_c/2; nominal uses Σ n_uc².
+    """
     df = ratings[[unit, coder, value]].dropna()
     df = df.drop_duplicates(subset=[unit, coder])
     sizes = df.groupby(unit)[value].transform("size")
     df = df[sizes >= 2]
     if df.empty:
         return np.nan
-    levels = np.sort(df[value].unique())
-    v_idx = np.searchsorted(levels, df[value].to_numpy())
-    u_idx, _ = pd.factorize(df[unit])
-    k = len(levels)
-    counts = np.zeros((u_idx.max() + 1, k))
-    np.add.at(counts, (u_idx, v_idx), 1.0)
-    m_u = counts.sum(axis=1)
-    # o_ck = Σ_u n_uc (n_uk - [c = k]) / (m_u - 1)
-    weighted = counts / (m_u - 1)[:, None]
-    coincidence = weighted.T @ counts - np.diag(weighted.sum(axis=0))
-    n_c = coincidence.sum(axis=1)
-    n = n_c.sum()
-    if level == "interval":
-        delta = (levels[:, None] - levels[None, :]) ** 2
-    elif level == "ordinal":
-        cum = np.cumsum(n_c)
-        lo = np.minimum.outer(np.arange(k), np.arange(k))
-        hi = np.maximum.outer(np.arange(k), np.arange(k))
-        between = cum[hi] - np.where(lo > 0, cum[lo - 1], 0.0)
-        delta = (between - (n_c[lo] + n_c[hi]) / 2) ** 2
-    elif level == "nominal":
-        delta = 1.0 - np.eye(k)
-    else:
+    v = df[value].to_numpy(dtype=float)
+    if level == "ordinal":
+        _, inverse, n_c = np.unique(v, return_inverse=True, return_counts=True)
+        mid_rank = np.cumsum(n_c) - n_c + n_c / 2.0
+        v = mid_rank[inverse]
+    elif level not in {"interval", "nominal"}:
         raise ValueError(f"unknown level of measurement {level!r}")
-    observed = float((coincidence * delta).sum())
-    expected = float((np.outer(n_c, n_c) * delta).sum()) / (n - 1)
+    u_idx, _ = pd.factorize(df[unit])
+    m_u = np.bincount(u_idx).astype(float)
+    n = float(len(v))
+    if level == "nominal":
+        codes = np.unique(v, return_inverse=True)[1]
+        per_unit_value = pd.Series(1.0, index=pd.MultiIndex.from_arrays([u_idx, codes])).groupby(level=[0, 1]).sum()
+        squares_u = (per_unit_value**2).groupby(level=0).sum().reindex(range(len(m_u)), fill_value=0.0).to_numpy()
+        observed = float(np.sum((m_u**2 - squares_u) / (m_u - 1)))
+        n_c = np.bincount(codes).astype(float)
+        expected = (n**2 - float(np.sum(n_c**2))) / (n - 1)
+    else:
+        # Σ_ck n_uc n_uk (v_c - v_k)² = 2 (m_u Σ v² - (Σ v)²) within a unit, and likewise over all values for the
+        # expected disagreement; centring first keeps the differences exact for large values.
+        v = v - v.mean()
+        s1 = np.bincount(u_idx, weights=v)
+        s2 = np.bincount(u_idx, weights=v * v)
+        observed = float(np.sum(2.0 * (m_u * s2 - s1**2) / (m_u - 1)))
+        expected = 2.0 * n * float(v @ v) / (n - 1)
     return 1.0 - observed / expected if expected > 0 else np.nan
 
 
@@ -87,7 +91,7 @@ def dimension_correlation(ratings: pd.DataFrame, first: str = "artistry", second
         return {}
     pair = means[[first, second]].dropna()
     n = len(pair)
-    if n < 4:
+    if n < 4 or pair[first].std() == 0 or pair[second].std() == 0:
         return {}
     r, p = stats.pearsonr(pair[first], pair[second])
     z, half = np.arctanh(r), stats.norm.ppf(0.975) / np.sqrt(n - 3)

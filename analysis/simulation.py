@@ -13,7 +13,16 @@ DEFAULT_CONDITIONS: dict[str, float] = {
     "artistic-0.25": 0.25,
     "artistic-0.5": 0.5,
     "artistic-1.0": 1.0,
-    "symbolic": 0.0,
+    "symbolic": 1.0,
+}
+# (perturbation_kind, perturbation_mode) of the simulated conditions, as the example pipeline renders them: the
+# symbolic condition is embedding noise with ε = 1, which is not a dose of the multiplicative perturbation.
+CONDITION_KINDS: dict[str, tuple[str, str]] = {
+    "baseline": ("none", ""),
+    "artistic-0.25": ("multiplicative", ""),
+    "artistic-0.5": ("multiplicative", ""),
+    "artistic-1.0": ("multiplicative", ""),
+    "symbolic": ("semantic", "embedding-noise"),
 }
 
 
@@ -54,6 +63,8 @@ def simulate_ratings(
     sd_residual: float = 1.0,
     dimensions: Sequence[str] = ("artistry",),
     scale: tuple[int, int] | None = None,
+    draws: int = 1,
+    sd_network: float = 0.0,
     seed: int = 0,
     sd_slope: float = 0.0,
 ) -> pd.DataFrame:
@@ -63,6 +74,8 @@ def simulate_ratings(
     the fitted model is exactly the true one (coverage tests). ``sd_slope`` > 0 adds a participant-by-condition
     deviation (SD ``sd_slope``) to every rating: participants differ in how they respond to each condition, the
     structure ``(1 + condition | participant)`` models (Type I error tests of the slopes model).
+    ``draws`` perturbed networks per perturbed
+    condition, each shifting its images by N(0, sd_network²) (the baseline is one network).
     """
     rng = np.random.default_rng(seed)
     effects = dict(effects or {})
@@ -71,11 +84,21 @@ def simulate_ratings(
     effect_by_cond = np.array([effects.get(c, 0.0) for c in conditions])
     epsilon_by_cond = np.array([DEFAULT_CONDITIONS.get(c, 0.0) for c in conditions])
     class_of_stimulus = rng.integers(0, 1000, size=design.n_stimuli)
+    kinds = [CONDITION_KINDS.get(c, ("multiplicative", "") if epsilon_by_cond[i] > 0 else ("none", ""))
+             for i, c in enumerate(conditions)]
+    stim_condition = np.arange(design.n_stimuli) % len(conditions)
+    stim_draw = np.where([kinds[c][0] == "none" for c in stim_condition], 0,
+                         (np.arange(design.n_stimuli) // len(conditions)) % draws)
+    network_names = np.array([conditions[c] if kinds[c][0] == "none" else f"{conditions[c]}/draw-{d}/seed-1"
+                              for c, d in zip(stim_condition, stim_draw, strict=True)], dtype=object)
+    network_codes, network_levels = pd.factorize(network_names)
     frames = []
     for dim in dimensions:
         u_p = rng.normal(0.0, sd_participant, design.n_participants)
         u_s = rng.normal(0.0, sd_stimulus, design.n_stimuli)
-        y = intercept + effect_by_cond[cond] + u_p[participant] + u_s[stimulus]
+        # Drawn only when asked, so the other draws (and every seeded test) are unchanged without network effects.
+        u_n = rng.normal(0.0, sd_network, len(network_levels)) if sd_network > 0 else np.zeros(len(network_levels))
+        y = intercept + effect_by_cond[cond] + u_p[participant] + u_s[stimulus] + u_n[network_codes[stimulus]]
         if sd_slope > 0:
             u_pc = rng.normal(0.0, sd_slope, (design.n_participants, len(conditions)))
             y = y + u_pc[participant, cond]
@@ -86,7 +109,11 @@ def simulate_ratings(
             "participant": np.char.add("P", np.char.zfill(participant.astype(str), 5)),
             "stimulus": np.char.add("S", np.char.zfill(stimulus.astype(str), 5)),
             "condition": np.asarray(conditions, dtype=object)[cond],
+            "perturbation_kind": np.asarray([k for k, _ in kinds], dtype=object)[cond],
+            "perturbation_mode": np.asarray([m for _, m in kinds], dtype=object)[cond],
             "epsilon": epsilon_by_cond[cond],
+            "network": network_names[stimulus],
+            "draw": stim_draw[stimulus],
             "class_index": class_of_stimulus[stimulus],
             "dimension": dim,
             "response": y,

@@ -1,9 +1,15 @@
-"""Benchmark the crossed-LMM engine: fit time and peak memory for 12k, 60k and 240k ratings.
+"""Benchmark the analysis: the default report on 12k, 120k and 1M ratings; the engine's single fits (``--fits``).
 
-Each case runs in a fresh subprocess so peak RSS (ru_maxrss) belongs to that case alone. statsmodels
-MixedLM (dense and use_sparse) is timed on the 12k design only; lme4 too when Rscript and lme4 are installed.
+Report mode (default): each size's export (two dimensions, 1-7 scale) is simulated and written to Parquet in one
+process; the report (`python -m analysis report` with its defaults) then runs in a fresh process, so its wall
+time, CPU time and peak RSS (ru_maxrss) belong to the report alone. The slowest sections come from the report's
+own timings.csv. On a shared machine compare CPU seconds; wall seconds include other people's work.
 
-    .venv/bin/python bench/analysis.py [--skip-statsmodels] [--lme4]
+Fit mode (``--fits``): one main-model fit for 12k, 60k and 240k ratings; statsmodels MixedLM (dense and
+use_sparse) on the 12k design only; lme4 too when Rscript and lme4 are installed.
+
+    .venv/bin/python bench/analysis.py [--sizes 12k,120k,1M]
+    .venv/bin/python bench/analysis.py --fits [--skip-statsmodels] [--lme4]
 """
 
 from __future__ import annotations
@@ -20,6 +26,29 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"12k": (300, 200, 40), "60k": (1000, 600, 60), "240k": (4000, 1200, 60)}
+# participants, stimuli, ratings per participant; two dimensions each (the issue's 120k: 1000 x 600 x 60 x 2).
+REPORT_SIZES = {"12k": (300, 200, 20), "120k": (1000, 600, 60), "1M": (5000, 1200, 100)}
+
+SIMULATE = r"""
+import sys
+sys.path.insert(0, {root!r})
+from analysis.simulation import CrossedDesign, simulate_ratings
+data = simulate_ratings(design=CrossedDesign({n_p}, {n_s}, {k}), effects={{"artistic-1.0": 0.5, "symbolic": 0.3}},
+                        dimensions=("artistry", "symbolism"), scale=(1, 7), draws=2, seed=1)
+data.to_parquet({path!r})
+print(len(data))
+"""
+
+REPORT = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+wall, cpu = time.perf_counter(), time.process_time()
+from analysis import build_report
+outcome = build_report({path!r}, {out!r})
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps(dict(seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu,
+                      rss_mb=usage.ru_maxrss / 1024, skipped=len(outcome.skipped))))
+"""
 
 CASE = r"""
 import json, resource, sys, time, tracemalloc
@@ -78,11 +107,48 @@ def run_lme4(csv: str) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_report(size: str, folder: Path) -> dict:
+    import pandas as pd
+
+    n_p, n_s, k = REPORT_SIZES[size]
+    path, out = str(folder / f"{size}.parquet"), str(folder / f"report-{size}")
+    made = subprocess.run([sys.executable, "-c", SIMULATE.format(root=str(ROOT), n_p=n_p, n_s=n_s, k=k, path=path)],
+                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", REPORT.format(root=str(ROOT), path=path, out=out)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    timings = pd.read_csv(Path(out) / "timings.csv")
+    slowest = timings.groupby("section")["seconds"].sum().sort_values(ascending=False).head(3)
+    return {**result, "n": int(made.stdout.strip().splitlines()[-1]),
+            "slowest": ", ".join(f"{name} {sec:.1f}" for name, sec in slowest.items())}
+
+
+def report_main(sizes: list[str]) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in tqdm(sizes, desc="report benchmark"):
+            rows.append((size, run_report(size, Path(tmp))))
+    print(f"\n{'size':>6}{'ratings':>10}{'report s':>10}{'CPU s':>8}{'peak RSS MB':>13}  slowest sections (wall s)")
+    for size, r in rows:
+        print(f"{size:>6}{r['n']:>10}{r['seconds']:>10.1f}{r['cpu_seconds']:>8.1f}{r['rss_mb']:>13.0f}  {r['slowest']}")
+    print("\nreport s / CPU s: the whole `build_report` call in a fresh process (imports included); peak RSS: that "
+          "process.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fits", action="store_true", help="time single main-model fits instead of the report")
+    parser.add_argument("--sizes", default=",".join(REPORT_SIZES), help=f"report sizes, of {', '.join(REPORT_SIZES)}")
     parser.add_argument("--skip-statsmodels", action="store_true")
     parser.add_argument("--lme4", action="store_true", help="also time lme4 via Rscript (if installed)")
     args = parser.parse_args()
+    if not args.fits:
+        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        unknown = [s for s in sizes if s not in REPORT_SIZES]
+        if unknown:
+            parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(REPORT_SIZES)}")
+        report_main(sizes)
+        return
     cases = [("fast", s) for s in SIZES]
     if not args.skip_statsmodels:
         cases += [("statsmodels-sparse", "12k"), ("statsmodels-dense", "12k")]

@@ -10,6 +10,9 @@ All take an RGB uint8 array (H, W, 3); luminance is Rec. 601 luma L = 0.299R + 0
   4√2, exceeds 0.1 (border pixels excluded).
 - compression_ratio: bytes of the image as PNG (Pillow, level 6) / raw RGB bytes; higher = more
   complex. For rendered stimuli the PNG is the file itself.
+
+The names are analysis.schema.DESCRIPTOR_COLUMNS (the export and the analysis read them from there); `describe`
+returns them in that order (tested).
 """
 
 from __future__ import annotations

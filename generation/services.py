@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from PIL import Image, UnidentifiedImageError
 
+from analysis.schema import DESCRIPTOR_COLUMNS
 from config.errors import SetupError
 from generation.atomic_files import atomic_write_bytes
 from generation.classes import class_name
@@ -56,8 +57,7 @@ logger = logging.getLogger(__name__)
 UNTRAINED_LABEL = "untrained random weights — demo only"
 MANIFEST_COLUMNS = ["stimulus_id", "condition", "class_index", "class_name", "seed", "epsilon", "draw", "path",
                     "sha256", "width", "height", "recipe_id"]
-DESCRIPTOR_KEYS = ["colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density",
-                   "compression_ratio"]
+DESCRIPTOR_KEYS = list(DESCRIPTOR_COLUMNS)  # the ratings schema's descriptor names, in the manifest's order
 
 
 def stimulus_token(set_name: str, recipe_id: str) -> str:

@@ -352,8 +352,8 @@ REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figure
 class StudyReportAdmin(ReadOnlyAdmin):
     list_display = ["study", "state", "created_at", "finished_at", "stale_since", "short_error"]
     list_filter = ["status", "study"]
-    readonly_fields = ["study", "state", "stale_since", "file_links", "error", "celery_task_id", "created_at",
-                       "finished_at"]
+    readonly_fields = ["study", "state", "stale_since", "notes", "file_links", "error", "celery_task_id",
+                       "created_at", "finished_at"]
 
     @admin.display(description="state", ordering="status")
     def state(self, report: StudyReport) -> str:
@@ -363,9 +363,11 @@ class StudyReportAdmin(ReadOnlyAdmin):
             return format_html('<span data-report-state="{}">{}</span> (on {}; reload to follow)', label, label, where)
         return format_html('<span data-report-state="{}">{}</span>', label, label)
 
-    @admin.display(description="error")
+    @admin.display(description="message")
     def short_error(self, report: StudyReport) -> str:
-        return report.error.strip().splitlines()[0][:160] if report.error.strip() else ""
+        """The error's first line for a failed report, what was skipped for a finished one."""
+        text = (report.error or report.notes).strip()
+        return text.splitlines()[0][:160] if text else ""
 
     @admin.display(description="files")
     def file_links(self, report: StudyReport) -> str:

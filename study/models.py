@@ -304,6 +304,7 @@ class StudyReport(models.Model):
     folder = models.CharField(max_length=300, blank=True, help_text="Relative to PRIVATE_ROOT (never public).")
     files = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    notes = models.TextField(blank=True, help_text="What the finished report skipped, and why (one line).")
     celery_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -8,24 +8,12 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db.models import Count, QuerySet
 
+from analysis.schema import DESCRIPTOR_COLUMNS, EXPORT_COLUMNS, SCHEMA_VERSION, recipe_columns, typed_frame
 from generation.models import Stimulus
 from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, Trial
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DESCRIPTOR_KEYS = ["colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density",
-                   "compression_ratio"]
-
-EXPORT_COLUMNS = [
-    "study", "participant", "is_pilot", "group", "stimulus", "condition", "epsilon", "class_index", "class_name",
-    "seed", "draw", "stimulus_set", "dimension", "scale", "scale_min", "scale_max", "response", "rt_ms",
-    "trial_rt_ms", "trial_index", "block", "is_practice", "is_attention_check", "expected_response",
-    "attention_passed", "shown_at", "answered_at", "shown_count", "participant_status", "participant_seed",
-    "consented_at", "completed_at", "duration_s", "attention_failures", "age_band", "gender", "art_training",
-    "art_expertise", "comment", *DESCRIPTOR_KEYS, "image_path",
-]
-
 
 def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
     """Stimuli of the study's sets in its chosen conditions that have an image."""
@@ -143,17 +131,20 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
         q = questionnaires.get(participant.pk)
         descriptors = stimulus.descriptors or {}
         row = {
+            "schema_version": SCHEMA_VERSION,
             "study": study.slug,
             "participant": participant.pseudonym,
             "is_pilot": participant.is_pilot,
             "group": participant.group,
             "stimulus": stimulus.public_id,
             "condition": stimulus.condition,
-            "epsilon": stimulus.epsilon,
+            **recipe_columns(condition=stimulus.condition, epsilon=stimulus.epsilon, draw=stimulus.draw,
+                             recipe=stimulus.recipe),
+            "draw": stimulus.draw,
+            "seed": stimulus.seed,
             "class_index": stimulus.class_index,
             "class_name": stimulus.class_name,
-            "seed": stimulus.seed,
-            "draw": stimulus.draw,
+            "recipe_id": stimulus.recipe_id,
             "stimulus_set": stimulus.stimulus_set.name,
             "dimension": dimension.name,
             "scale": dimension.kind,
@@ -182,7 +173,7 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
             "art_training": q.art_training if q else None,
             "art_expertise": q.art_expertise if q else None,
             "comment": q.comment if q else None,
-            **{key: descriptors.get(key) for key in DESCRIPTOR_KEYS},
+            **{key: descriptors.get(key) for key in DESCRIPTOR_COLUMNS},
             "image_path": str((media_root / stimulus.image.name).resolve()) if stimulus.image else None,
         }
         rows.append(row)
@@ -190,23 +181,8 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
 
 
 def ratings_frame(*, study: Study, include_pilot: bool = False) -> pd.DataFrame:
-    """The export as a DataFrame with stable columns and dtypes, even when there are no ratings yet."""
-    import pandas as pd
-
-    frame = pd.DataFrame(ratings_rows(study=study, include_pilot=include_pilot), columns=EXPORT_COLUMNS)
-    for column in ["shown_at", "answered_at", "consented_at", "completed_at"]:
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    for column in ["is_pilot", "is_practice", "is_attention_check"]:
-        frame[column] = frame[column].astype(bool)
-    frame["attention_passed"] = frame["attention_passed"].astype("boolean")
-    for column in ["rt_ms", "trial_rt_ms", "class_index", "seed", "draw", "expected_response", "art_expertise",
-                   "participant_seed"]:
-        frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-    frame["response"] = frame["response"].astype(float)
-    for column in ["duration_s", *DESCRIPTOR_KEYS]:
-        frame[column] = pd.to_numeric(frame[column]).astype(float)
-    frame["epsilon"] = pd.to_numeric(frame["epsilon"]).astype(float)
-    return frame
+    """The export as a DataFrame with the schema's columns and dtypes (analysis.schema), even with no ratings yet."""
+    return typed_frame(ratings_rows(study=study, include_pilot=include_pilot), columns=EXPORT_COLUMNS)
 
 
 def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dict[str, str]:

@@ -22,14 +22,20 @@ def study_report_build(report_id: int) -> str:
     StudyReport.objects.filter(pk=report_id).update(status=StudyReport.Status.RUNNING)
     folder = report_folder(report=report)
     out_dir = private_root() / folder
-    try:
-        from analysis import build_report  # the analysis package is optional for the survey itself
+    from analysis import build_report  # the analysis package is optional for the survey itself
+    from analysis.report import ReportError
 
+    try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ratings_file = out_dir / "ratings.csv"
         services.ratings_export(study=report.study, path=ratings_file)
         # The report reads exactly the file a researcher would download, so both always agree.
-        build_report(ratings_file, out_dir, **report.options)
+        outcome = build_report(ratings_file, out_dir, **report.options)
+    except ReportError as exc:  # nothing could be written: the one-line reason is all a researcher needs
+        StudyReport.objects.filter(pk=report_id).update(
+            status=StudyReport.Status.FAILED, finished_at=timezone.now(), error=str(exc)
+        )
+        return "failed"
     except Exception as exc:  # noqa: BLE001 - any failure is reported on the report row, where researchers look
         StudyReport.objects.filter(pk=report_id).update(
             status=StudyReport.Status.FAILED, finished_at=timezone.now(),
@@ -38,7 +44,8 @@ def study_report_build(report_id: int) -> str:
         return "failed"
     files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
     StudyReport.objects.filter(pk=report_id).update(
-        status=StudyReport.Status.DONE, folder=folder, files=files, finished_at=timezone.now(), error=""
+        status=StudyReport.Status.DONE, folder=folder, files=files, finished_at=timezone.now(), error="",
+        notes="" if outcome.complete else outcome.message(),
     )
     return "done"
 

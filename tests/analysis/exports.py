@@ -15,7 +15,7 @@ def study_export(tmp_path: Path, *, n_participants: int = 36, n_stimuli: int = 3
     """A small export with everything the study app writes: practice, attention checks, descriptors, images."""
     ratings = simulate_ratings(design=CrossedDesign(n_participants, n_stimuli, k),
                                effects={"artistic-0.5": 0.6, "artistic-1.0": 1.0, "symbolic": 0.4},
-                               dimensions=("artistry", "symbolism"), scale=(1, 7), seed=seed)
+                               dimensions=("artistry", "symbolism"), scale=(1, 7), draws=2, sd_network=0.3, seed=seed)
     rng = np.random.default_rng(seed)
     ratings["class_index"] = ratings["stimulus"].str[-5:].astype(int) % 4 * 100 + 1
     stimuli = ratings["stimulus"].unique()
@@ -25,7 +25,7 @@ def study_export(tmp_path: Path, *, n_participants: int = 36, n_stimuli: int = 3
     ratings["is_practice"] = "False"
     ratings["is_attention_check"] = "False"
     ratings["attention_passed"] = ""
-    ratings["status"] = "completed"
+    ratings["participant_status"] = "completed"
     practice = ratings.groupby("participant").head(1).assign(is_practice="True", trial_index=-1)
     checks = ratings.groupby("participant").head(1).assign(is_attention_check="True", attention_passed="True",
                                                             stimulus="ATTN", trial_index=999)

@@ -84,3 +84,37 @@ def test_missing_columns_give_one_line_and_exit_2(export_csv, tmp_path):
         assert lines[0].startswith("error:") and "stimulus" in lines[0] and "rt_ms" in lines[0]
     missing_file = run("-m", "analysis", "fit", str(tmp_path / "nope.csv"), "--dimension", "artistry")
     assert missing_file.returncode == 2 and missing_file.stderr.startswith("error: ratings file not found")
+
+
+def test_report_with_skipped_parts_exits_0_with_one_warning_line(export_csv, tmp_path):
+    one_condition = tmp_path / "one.csv"
+    frame = pd.read_csv(export_csv)
+    frame[frame["condition"] == "artistic-1.0"].to_csv(one_condition, index=False)
+    result = run("-m", "analysis", "report", str(one_condition), "--out", str(tmp_path / "out"), "--splits", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "only one condition" in warnings[0]
+    assert "Traceback" not in result.stderr and (tmp_path / "out" / "report.html").is_file()
+    assert result.stdout.startswith("wrote ")
+
+
+def test_fit_and_power_refuse_one_participant_in_one_line(export_csv, tmp_path):
+    one = tmp_path / "one.csv"
+    frame = pd.read_csv(export_csv)
+    frame[frame["participant"] == frame["participant"].iloc[0]].to_csv(one, index=False)
+    fit = run("-m", "analysis", "fit", str(one), "--dimension", "artistry")
+    power = run("-m", "analysis", "power", str(one), "--participants", "4", "--stimuli", "10", "--sims", "2")
+    for result in (fit, power):
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error:") and "1" in result.stderr and "participant" in result.stderr
+
+
+def test_fit_refuses_an_infinite_response_in_one_line(export_csv, tmp_path):
+    broken = tmp_path / "inf.csv"
+    frame = pd.read_csv(export_csv)
+    frame.loc[3, "response"] = float("inf")
+    frame.to_csv(broken, index=False)
+    result = run("-m", "analysis", "fit", str(broken), "--dimension", frame.loc[3, "dimension"], "--no-exclusions")
+    assert result.returncode == 2 and result.stderr.startswith("error: the response has 1 infinite value(s)")
+    kept = run("-m", "analysis", "fit", str(broken), "--dimension", frame.loc[3, "dimension"])
+    assert kept.returncode == 0, kept.stderr  # the exclusions drop the row and the model is fitted

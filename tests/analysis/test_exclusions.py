@@ -20,7 +20,7 @@ def ratings() -> pd.DataFrame:
     df["is_practice"] = False
     df["is_attention_check"] = False
     df["attention_passed"] = True
-    df["status"] = "completed"
+    df["participant_status"] = "completed"
     return df
 
 
@@ -69,7 +69,7 @@ def test_straight_liners(ratings):
 def test_incomplete_participants(ratings):
     drop = ratings.index[(ratings["participant"] == "P00007")][5:]
     partial = ratings.drop(drop)
-    partial.loc[partial["participant"] == "P00008", "status"] = "abandoned"
+    partial.loc[partial["participant"] == "P00008", "participant_status"] = "in_progress"
     by_count = apply_exclusions(partial, only("incomplete", min_completion=0.5))
     assert by_count.excluded["participant"].tolist() == ["P00007"]
     by_status = apply_exclusions(partial, only("status", require_completed_status=True))

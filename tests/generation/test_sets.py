@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from PIL import Image
 
+from analysis.schema import DESCRIPTOR_COLUMNS
 from config.errors import SetupError
 from generation import pipeline
 from generation.models import RenderJob, Stimulus, StimulusSet
@@ -43,8 +44,7 @@ def test_render_set_records_stimuli_and_writes_manifest(tmp_path, tiny_model, se
         data = (settings.MEDIA_ROOT / s.image.name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == s.sha256
         assert (s.width, s.height) == (64, 64)
-        assert set(s.descriptors) == {"colorfulness", "saturation", "rms_contrast", "luminance_entropy",
-                                      "edge_density", "compression_ratio"}
+        assert tuple(s.descriptors) == DESCRIPTOR_COLUMNS  # the names the export and the analysis read
         assert s.image.name == f"stimuli/{s.public_id}.png"
         assert s.condition not in s.image.name and "artistic" not in s.public_id
         assert s.recipe_id == hashlib.sha256(__import__("json").dumps(
@@ -183,14 +183,14 @@ def test_render_demo_is_idempotent_and_labels_untrained(settings) -> None:
     call_command("render_demo", stdout=out)
     assert "untrained random weights — demo only" in out.getvalue()
     stimulus_set = StimulusSet.objects.get(name="example-stimuli")
-    assert stimulus_set.untrained and stimulus_set.stimuli.count() == 24
+    assert stimulus_set.untrained and stimulus_set.stimuli.count() == 36
     assert set(stimulus_set.stimuli.values_list("condition", flat=True)) == {
         "baseline", "artistic-0.5", "artistic-1.0", "symbolic"}
     assert (settings.WEIGHTS_DIR / "tiny" / "pytorch_model.bin").is_file()
     again = io.StringIO()
     call_command("render_demo", stdout=again)
-    assert "24 already rendered, 0 to render" in again.getvalue()
-    assert load_spec(settings.BASE_DIR / "examples" / "stimuli.yaml").image_count == 24
+    assert "36 already rendered, 0 to render" in again.getvalue()
+    assert load_spec(settings.BASE_DIR / "examples" / "stimuli.yaml").image_count == 36
 
 
 def test_import_stimuli(tmp_path, settings) -> None:
