@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.pairs import AdaptiveSelector, ScalePosterior  # noqa: E402
-from analysis.pairwise import compare_designs, comparisons_to_reach, random_truth  # noqa: E402
+from analysis.pairs import AdaptiveSelector, ScalePosterior
+from analysis.pairwise import compare_designs, comparisons_to_reach, random_truth
 
 
 def adaptive_costs(n_items: int) -> tuple[float, float]:
