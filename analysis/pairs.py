@@ -68,8 +68,10 @@ def balanced_pairs(
         order = np.lexsort((rng.random(n_items), used))
         a = int(order[0])
         same = cond == cond[a]
-        want_within = within_fraction is None or rng.random() < within_fraction
-        pool = same if want_within else ~same
+        if within_fraction is None:  # no quota: any partner (a within-only default would split the graph)
+            pool = np.ones(n_items, dtype=bool)
+        else:
+            pool = same if rng.random() < within_fraction else ~same
         pool[a] = False
         if not pool.any():
             pool = np.ones(n_items, dtype=bool)
@@ -132,6 +134,22 @@ class ScalePosterior:
         # symmetric stand-in that keeps the mean unchanged and shrinks the difference's variance.
         self.update(winner=a, loser=b)
         self.update(winner=b, loser=a)
+
+    def with_pending(self, pairs: Sequence[tuple[int, int]]) -> ScalePosterior:
+        """The belief once pairs already handed out (not yet answered) have their expected answers.
+
+        The mean stays; the covariance takes each pair's expected ADF shrink, so participants drawing
+        pairs at the same time get complementary pairs instead of the same most-informative ones.
+        """
+        cov = self.cov.copy()
+        for a, b in pairs:
+            u = cov[:, a] - cov[:, b]
+            v = 1.0 + u[a] - u[b]
+            t = (self.mu[a] - self.mu[b]) / np.sqrt(v)
+            p_win = ndtr(t)
+            factor = (p_win * _shrink(t) + (1 - p_win) * _shrink(-t)) / v
+            cov -= factor * np.outer(u, u)
+        return ScalePosterior(mu=self.mu.copy(), cov=cov, n_updates=self.n_updates)
 
     def variance_reduction(self, pairs: np.ndarray) -> np.ndarray:
         """Expected drop of the posterior's total variance (trace) from comparing each pair.

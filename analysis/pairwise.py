@@ -29,8 +29,25 @@ from analysis.pairs import ScalePosterior, draw_pairs, random_pairs
 JOD = float(stats.norm.ppf(0.75))
 MODELS = ("bradley-terry", "thurstone")
 
-# The long-format comparisons table, one row per choice (the study export writes it).
+# The long-format comparisons table, one row per choice (the study export writes it). The required columns
+# first; then what the export adds about the choice and the participant; then each image's stimulus columns
+# suffixed `_left` / `_right` (e.g. `condition_left`). An empty `chosen` is a "no difference" answer.
 COMPARISON_COLUMNS = ("participant", "left", "right", "chosen", "dimension", "rt_ms", "trial_index", "pair_source")
+COMPARISON_DETAIL_COLUMNS = (
+    "study", "is_pilot", "group", "chosen_side", "trial_rt_ms", "block", "is_practice", "is_attention_check",
+    "expected_side", "attention_passed", "shown_at", "answered_at", "shown_count", "posterior_seq",
+    "participant_status", "participant_seed", "consented_at", "completed_at", "duration_s", "attention_failures",
+    "age_band", "gender", "art_training", "art_expertise", "comment",
+)
+PAIR_STIMULUS_COLUMNS = (
+    "condition", "epsilon", "class_index", "class_name", "seed", "draw", "stimulus_set", "colorfulness",
+    "saturation", "rms_contrast", "luminance_entropy", "edge_density", "compression_ratio", "image_path",
+)
+COMPARISON_EXPORT_COLUMNS = (
+    *COMPARISON_COLUMNS,
+    *COMPARISON_DETAIL_COLUMNS,
+    *(f"{column}_{side}" for side in ("left", "right") for column in PAIR_STIMULUS_COLUMNS),
+)
 
 
 class PairwiseError(ValueError):
@@ -513,6 +530,8 @@ def random_truth(*, n_items: int, sd: float, seed: int = 0) -> np.ndarray:
 
 __all__ = [
     "COMPARISON_COLUMNS",
+    "COMPARISON_EXPORT_COLUMNS",
+    "PAIR_STIMULUS_COLUMNS",
     "Comparisons",
     "ConditionEffects",
     "PairwiseError",

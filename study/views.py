@@ -199,6 +199,10 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
 
 
 def _render_trial(request: HttpRequest, participant: Participant, context: dict) -> HttpResponse:
+    if participant.study.task == Study.Task.PAIRWISE:
+        from study.pairwise_views import render_pair_trial
+
+        return render_pair_trial(request, participant, context)
     position = participant.position
     nearby = {t.index: t for t in participant.trials.select_related("stimulus").filter(
         index__in=[position - 1, position, position + 1])}
