@@ -8,6 +8,7 @@ from pathlib import Path
 
 from analysis.engine import ModelFitError
 from analysis.exclusions import ExclusionRules
+from analysis.pairwise import PairwiseError
 from analysis.ratings import RatingsError
 
 
@@ -153,7 +154,7 @@ def _power(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
-    except (RatingsError, ModelFitError, OSError) as exc:
+    except (RatingsError, ModelFitError, PairwiseError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

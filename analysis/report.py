@@ -441,6 +441,10 @@ def build_report(ratings: pd.DataFrame | str | Path, out_dir: Path, **options) -
     Options: ``rules`` (ExclusionRules), ``dimensions``, ``reference``, ``slopes``, ``ordinal``, ``classes``,
     ``n_splits``, ``seed``, ``progress``, ``title``.
     """
+    from analysis.pairwise_report import build_pairwise_report, is_comparisons_table
+
+    if is_comparisons_table(ratings):  # a pairwise study's comparisons table: its own report
+        return build_pairwise_report(ratings, out_dir, **options)
     out_dir = Path(out_dir)
     title = options.pop("title", "Rating study report")
     base_dir = Path(ratings).resolve().parent if isinstance(ratings, (str, Path)) else None
