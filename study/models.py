@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -89,7 +90,8 @@ class Study(models.Model):
                                    help_text="Pairwise studies: how pairs are chosen.")
     pairs_per_participant = models.PositiveIntegerField(default=20, help_text="Pairwise studies: pairs per dimension.")
     pair_within_fraction = models.FloatField(
-        null=True, blank=True, help_text="Balanced design: share of within-condition pairs (empty: any partner)."
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Balanced design: share of within-condition pairs (empty: any partner).",
     )
     pair_allow_tie = models.BooleanField(default=False, help_text="Offer a 'no difference' answer.")
     completion_code = models.CharField(max_length=64, blank=True)
