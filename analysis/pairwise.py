@@ -34,14 +34,47 @@ MODELS = ("bradley-terry", "thurstone")
 # suffixed `_left` / `_right` (e.g. `condition_left`). An empty `chosen` is a "no difference" answer.
 COMPARISON_COLUMNS = ("participant", "left", "right", "chosen", "dimension", "rt_ms", "trial_index", "pair_source")
 COMPARISON_DETAIL_COLUMNS = (
-    "study", "is_pilot", "group", "chosen_side", "trial_rt_ms", "block", "is_practice", "is_attention_check",
-    "expected_side", "attention_passed", "shown_at", "answered_at", "shown_count", "posterior_seq",
-    "participant_status", "participant_seed", "consented_at", "completed_at", "duration_s", "attention_failures",
-    "age_band", "gender", "art_training", "art_expertise", "comment",
+    "study",
+    "is_pilot",
+    "group",
+    "chosen_side",
+    "trial_rt_ms",
+    "block",
+    "is_practice",
+    "is_attention_check",
+    "expected_side",
+    "attention_passed",
+    "shown_at",
+    "answered_at",
+    "shown_count",
+    "posterior_seq",
+    "participant_status",
+    "participant_seed",
+    "consented_at",
+    "completed_at",
+    "duration_s",
+    "attention_failures",
+    "age_band",
+    "gender",
+    "art_training",
+    "art_expertise",
+    "comment",
 )
 PAIR_STIMULUS_COLUMNS = (
-    "condition", "epsilon", "class_index", "class_name", "seed", "draw", "stimulus_set", "colorfulness",
-    "saturation", "rms_contrast", "luminance_entropy", "edge_density", "compression_ratio", "image_path",
+    "condition",
+    "epsilon",
+    "class_index",
+    "class_name",
+    "seed",
+    "draw",
+    "stimulus_set",
+    "colorfulness",
+    "saturation",
+    "rms_contrast",
+    "luminance_entropy",
+    "edge_density",
+    "compression_ratio",
+    "image_path",
 )
 COMPARISON_EXPORT_COLUMNS = (
     *COMPARISON_COLUMNS,
@@ -522,6 +555,56 @@ def comparisons_to_reach(curve: pd.DataFrame, *, design: str, rmse: float) -> fl
     return float(np.exp(np.interp(-rmse, -y, x)))
 
 
+def pairwise_power(
+    *,
+    stimuli: list[int],
+    participants: list[int],
+    pairs_per_participant: list[int],
+    scale_sd: float = 1.0,
+    design: str = "balanced",
+    target_ci_width: float | None = None,
+    reps: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Scale precision (JOD) per stimuli x participants x pairs per participant, by simulation.
+
+    Each simulated study draws a true Thurstone scale with SD `scale_sd`, collects `participants` batches of
+    `pairs_per_participant` pairs from `design`, and fits the scale; the table gives the mean 95 % CI width
+    (Laplace) and RMSE over `reps` studies, and whether the CI width meets `target_ci_width`.
+    """
+    rows = []
+    grid = [(n, k) for n in stimuli for k in pairs_per_participant]
+    for cell, (n_items, pairs) in enumerate(tqdm(grid, desc="pairwise power", disable=not progress, leave=False)):
+        if n_items < 2:
+            raise PairwiseError(f"a pairwise design needs at least 2 stimuli, got {n_items}")
+        budgets = sorted({n_p * pairs for n_p in participants})
+        points: list[DesignPoint] = []
+        for r in range(reps):
+            truth = random_truth(n_items=n_items, sd=scale_sd, seed=seed + 7919 * r + cell)
+            points += simulate_design(truth=truth, design=design, budgets=budgets, batch=pairs, seed=seed + 1000 * r)
+        frame = pd.DataFrame([p.__dict__ for p in points]).groupby("comparisons")[["rmse", "mean_ci_width"]].mean()
+        for n_p in participants:
+            budget = n_p * pairs
+            rows.append(
+                {
+                    "design": design,
+                    "n_stimuli": n_items,
+                    "n_participants": n_p,
+                    "pairs_per_participant": pairs,
+                    "comparisons": budget,
+                    "comparisons_per_stimulus": 2 * budget / n_items,
+                    "mean_ci_width": float(frame.loc[budget, "mean_ci_width"]),
+                    "rmse": float(frame.loc[budget, "rmse"]),
+                    "meets_target": bool(frame.loc[budget, "mean_ci_width"] <= target_ci_width)
+                    if target_ci_width is not None
+                    else None,
+                    "reps": reps,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def random_truth(*, n_items: int, sd: float, seed: int = 0) -> np.ndarray:
     """A latent scale for simulations (normal scores, centred)."""
     truth = np.random.default_rng(seed).normal(0.0, sd, n_items)
@@ -541,6 +624,7 @@ __all__ = [
     "comparisons_from_frame",
     "fit_condition_effects",
     "fit_scale",
+    "pairwise_power",
     "participant_agreement",
     "random_pairs",
     "scale_table",
