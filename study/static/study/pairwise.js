@@ -12,6 +12,7 @@
   var shownAt = null;
   var failed = false;
   var submitting = false;
+  form.classList.add("pair-js");  // a click or key submits at once, so the Next button (no-JS fallback) goes
 
   function loaded(img) { return img.complete && img.naturalWidth > 0; }
   function reveal() {
