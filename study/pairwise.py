@@ -275,7 +275,6 @@ def _side(raw: object, *, allow_tie: bool, name: str) -> str:
 @dataclass(frozen=True)
 class PairOutcome:
     recorded: bool
-    posterior_ms: float = 0.0  # time spent updating the adaptive posterior (for the benchmark)
 
 
 def pair_answer(
@@ -292,8 +291,6 @@ def pair_answer(
     `trial` is the participant's current trial (checked by the caller, `services.trial_answer`); returns
     recorded=False when a racing request already answered it.
     """
-    import time
-
     study = participant.study
     dimensions = {
         d.name: d for d in RatingDimension.objects.filter(study_id=participant.study_id, name__in=trial.dimensions)
@@ -312,17 +309,22 @@ def pair_answer(
         trial.kind == Trial.Kind.RATING and trial.pair_source == Study.PairDesign.ADAPTIVE and not participant.is_pilot
     )
     now = timezone.now()
-    spent = 0.0
     with transaction.atomic():
         moved = Participant.objects.filter(
             pk=participant.pk, step=Participant.Step.TRIALS, position=trial.index, released_at=None
         ).update(position=trial.index + 1, step=next_step)
         if not moved:
             return PairOutcome(recorded=False)
+        if passed is False:
+            Participant.objects.filter(pk=participant.pk).update(attention_failures=F("attention_failures") + 1)
+            participant.attention_failures += 1
+        Trial.objects.filter(pk=trial.pk).update(
+            answered_at=now, rt_ms=rt_ms, attention_passed=passed, shown_at=trial.shown_at or now
+        )
+        # The posterior row's lock is taken last, so it is held only for the update and the commit.
         for name, side in sides.items():
             seq = None
             if adaptive:
-                started = time.perf_counter()
                 seq = _posterior_update(
                     study_id=study.pk,
                     dimension_id=dimensions[name].pk,
@@ -330,7 +332,6 @@ def pair_answer(
                     left_id=trial.stimulus_id,
                     right_id=trial.stimulus_right_id,
                 )
-                spent += time.perf_counter() - started
             Choice.objects.create(
                 trial=trial,
                 dimension=dimensions[name],
@@ -340,13 +341,7 @@ def pair_answer(
                 posterior_seq=seq,
                 created_at=now,
             )
-        if passed is False:
-            Participant.objects.filter(pk=participant.pk).update(attention_failures=F("attention_failures") + 1)
-            participant.attention_failures += 1
-        Trial.objects.filter(pk=trial.pk).update(
-            answered_at=now, rt_ms=rt_ms, attention_passed=passed, shown_at=trial.shown_at or now
-        )
-    return PairOutcome(recorded=True, posterior_ms=spent * 1000)
+    return PairOutcome(recorded=True)
 
 
 def pair_counts(*, study: Study) -> dict[int, int]:
