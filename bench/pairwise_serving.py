@@ -54,8 +54,14 @@ def make_stimuli(n: int):
         buffer = io.BytesIO()
         Image.new("RGB", (32, 32), (i * 7 % 256, 80, 120)).save(buffer, format="PNG")
         condition = ["baseline", "artistic-0.5", "artistic-1.0", "symbolic"][i % 4]
-        s = Stimulus(stimulus_set=stimulus_set, condition=condition, class_index=i // 8, seed=i, epsilon=0.5,
-                     recipe_id=f"bench-{n}-{i}")
+        s = Stimulus(
+            stimulus_set=stimulus_set,
+            condition=condition,
+            class_index=i // 8,
+            seed=i,
+            epsilon=0.5,
+            recipe_id=f"bench-{n}-{i}",
+        )
         s.image.save(f"{secrets.token_urlsafe(12)}.png", ContentFile(buffer.getvalue()), save=False)
         s.save()
     return stimulus_set
@@ -94,9 +100,17 @@ def run_study(*, stimulus_set, design: str, participants: int, pairs: int) -> di
     from study.models import Participant, RatingDimension, Study
 
     study = Study.objects.create(
-        slug=f"bench-{design}-{stimulus_set.pk}", title="Bench", status="live", consent_text="ok", instructions="ok",
-        completion_code="BENCH", task="pairwise", pair_design=design, pairs_per_participant=pairs,
-        practice_trials=0, attention_checks=0,
+        slug=f"bench-{design}-{stimulus_set.pk}",
+        title="Bench",
+        status="live",
+        consent_text="ok",
+        instructions="ok",
+        completion_code="BENCH",
+        task="pairwise",
+        pair_design=design,
+        pairs_per_participant=pairs,
+        practice_trials=0,
+        attention_checks=0,
     )
     study.stimulus_sets.add(stimulus_set)
     RatingDimension.objects.create(study=study, name="artistry", prompt="Which is more art?", order=0)
@@ -117,8 +131,12 @@ def run_study(*, stimulus_set, design: str, participants: int, pairs: int) -> di
             client.post(url, {"step": "instructions"})
             me = Participant.objects.get(public_id=url.rstrip("/").rsplit("/", 1)[-1])
             for index in range(me.trial_count):
-                data = {"step": "trials", "trial": index, "artistry": "left" if (i + index) % 2 else "right",
-                        "rt_ms": 900}
+                data = {
+                    "step": "trials",
+                    "trial": index,
+                    "artistry": "left" if (i + index) % 2 else "right",
+                    "rt_ms": 900,
+                }
                 c0 = time.thread_time()
                 response = client.post(url, data)
                 with lock:
@@ -169,9 +187,16 @@ def main() -> None:
     name = f"bench_pairs_{secrets.token_hex(4)}"
     admin_sql(args.pg, f"CREATE DATABASE {name}")
     media = tempfile.mkdtemp(prefix="bench-pairs-media-")
-    os.environ.update({"DATABASE_URL": f"{args.pg}/{name}", "MEDIA_ROOT": media, "CONN_MAX_AGE": "0",
-                       "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base"),
-                       "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{args.pg}/{name}",
+            "MEDIA_ROOT": media,
+            "CONN_MAX_AGE": "0",
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base"),
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
+    )
     try:
         import django
 
@@ -184,20 +209,31 @@ def main() -> None:
         settings.ALLOWED_HOSTS = ["*"]
         settings.MEDIA_ROOT = media
         call_command("migrate", verbosity=0)
-        print(f"{args.participants} participants at once, {args.pairs} pairs each, one dimension, PostgreSQL; "
-              "times in ms of server-thread CPU unless 'wall'")
-        header = (f"{'stimuli':>8}{'design':>10}{'answers':>9}{'update cpu':>12}{'p99':>7}{'update wall':>13}"
-                  f"{'p99':>7}{'select/part.':>14}{'select/answer':>15}{'request cpu':>13}")
+        print(
+            f"{args.participants} participants at once, {args.pairs} pairs each, one dimension, PostgreSQL; "
+            "times in ms of server-thread CPU unless 'wall'"
+        )
+        header = (
+            f"{'stimuli':>8}{'design':>10}{'answers':>9}{'update cpu':>12}{'p99':>7}{'update wall':>13}"
+            f"{'p99':>7}{'select/part.':>14}{'select/answer':>15}{'request cpu':>13}"
+        )
         print(header)
         for n in args.stimuli:
             stimulus_set = make_stimuli(n)
             for design in ("balanced", "adaptive"):
-                r = run_study(stimulus_set=stimulus_set, design=design, participants=args.participants,
-                              pairs=args.pairs)
-                cells = (f"{r.get('update_cpu_median', float('nan')):>12.2f}{r.get('update_cpu_p99', float('nan')):>7.2f}"
-                         f"{r.get('update_wall_median', float('nan')):>13.2f}{r.get('update_wall_p99', float('nan')):>7.1f}")
-                print(f"{n:>8}{design:>10}{r['answers']:>9}{cells}{r['select_cpu_per_participant']:>14.1f}"
-                      f"{r['select_cpu_per_answer']:>15.2f}{r['request_cpu_median']:>13.2f}", flush=True)
+                r = run_study(
+                    stimulus_set=stimulus_set, design=design, participants=args.participants, pairs=args.pairs
+                )
+                nan = float("nan")
+                cells = (
+                    f"{r.get('update_cpu_median', nan):>12.2f}{r.get('update_cpu_p99', nan):>7.2f}"
+                    f"{r.get('update_wall_median', nan):>13.2f}{r.get('update_wall_p99', nan):>7.1f}"
+                )
+                print(
+                    f"{n:>8}{design:>10}{r['answers']:>9}{cells}{r['select_cpu_per_participant']:>14.1f}"
+                    f"{r['select_cpu_per_answer']:>15.2f}{r['request_cpu_median']:>13.2f}",
+                    flush=True,
+                )
     finally:
         from django.db import connections
 
