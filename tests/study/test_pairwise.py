@@ -216,3 +216,57 @@ def test_pairwise_study_end_to_end_with_bots(stimulus_set, tmp_path):
     html = (report / "report.html").read_text()
     assert "Pairwise: artistry" in html and "Design comparison" in html and "Comparison graph" in html
     assert (report / "design_comparison.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pairs": {"design": "greedy"}}, "pairs.design: must be one of random, balanced, adaptive"),
+        ({"pairs": {"per_participant": 0}}, "pairs.per_participant: must be between 1 and 2000"),
+        ({"pairs": {"within_fraction": 1.5}}, "pairs.within_fraction: must be a number between 0 and 1"),
+        ({"pairs": {"allow_tie": "yes"}}, "pairs.allow_tie: must be true or false"),
+        ({"pairs": {"size": 3}}, "pairs.size: unknown key"),
+        ({"task": "ranking"}, "task: must be one of rating, pairwise"),
+        ({"task": "rating", "pairs": {"design": "random"}}, "pairs: only applies to `task: pairwise`"),
+    ],
+)
+def test_spec_rejects_bad_pairwise_keys_with_the_key_first(change, message):
+    from study.spec import StudySpecError, study_spec_parse
+
+    data = {"slug": "p", "title": "P", "task": "pairwise"} | change
+    with pytest.raises(StudySpecError) as info:
+        study_spec_parse(data)
+    assert str(info.value).startswith(message)
+
+
+def test_spec_reads_pairwise_settings_and_pairwise_prompts():
+    from study.spec import study_spec_parse
+
+    spec = study_spec_parse({"slug": "p", "title": "P", "task": "pairwise", "dimensions": ["artistry"],
+                             "pairs": {"design": "adaptive", "per_participant": 15, "within_fraction": 0.25,
+                                       "allow_tie": True}})
+    assert (spec.pairs.design, spec.pairs.per_participant, spec.pairs.within_fraction, spec.pairs.allow_tie) == (
+        "adaptive", 15, 0.25, True)
+    assert spec.dimensions[0].prompt == "Which image looks more like a work of art?"
+    assert study_spec_parse({"slug": "r", "title": "R"}).task == "rating"
+
+
+@pytest.mark.django_db
+def test_load_study_sets_the_pairwise_fields_and_freezes_them(stimulus_set, tmp_path, client):
+    import yaml
+
+    from config.errors import SetupError
+    from study.models import Study
+
+    spec = {"slug": "pairs-load", "title": "P", "status": "live", "task": "pairwise", "consent": "ok",
+            "instructions": "ok", "completion_code": "X", "stimulus_sets": [stimulus_set.name],
+            "pairs": {"design": "random", "per_participant": 4}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    call_command("load_study", str(path))
+    study = Study.objects.get(slug="pairs-load")
+    assert (study.task, study.pair_design, study.pairs_per_participant) == ("pairwise", "random", 4)
+    to_trials(client, study)
+    path.write_text(yaml.safe_dump(spec | {"pairs": {"design": "adaptive", "per_participant": 4}}))
+    with pytest.raises(SetupError, match="cannot change the design"):
+        call_command("load_study", str(path))
