@@ -296,7 +296,7 @@ class PairPosterior(models.Model):
     dimension = models.ForeignKey(RatingDimension, on_delete=models.CASCADE, related_name="+")
     items = models.JSONField(help_text="Stimulus ids in the order of the posterior's entries.")
     mu = models.BinaryField()
-    cov = models.BinaryField()
+    cov = models.BinaryField(help_text="Upper triangle of the covariance, row-major float64.")
     prior_sd = models.FloatField(default=1.5)
     n_updates = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)

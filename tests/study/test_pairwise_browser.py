@@ -73,7 +73,8 @@ def test_pairs_answered_by_mouse_and_keys_in_chromium(live_server, stimulus_set,
             mobile = phone.new_page()
             _start(mobile, f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=phone1")
             mobile.wait_for_selector("#pair.shown")
-            top, bottom = mobile.locator("#stimulus-left").bounding_box(), mobile.locator("#stimulus-right").bounding_box()
+            top = mobile.locator("#stimulus-left").bounding_box()
+            bottom = mobile.locator("#stimulus-right").bounding_box()
             assert bottom["y"] >= top["y"] + top["height"]  # stacked on a phone
             if os.environ.get("STUDY_SCREENSHOT_DIR"):
                 mobile.screenshot(path=str(Path(os.environ["STUDY_SCREENSHOT_DIR"]) / "pair-phone.png"), full_page=True)
