@@ -543,15 +543,15 @@ def compare_designs(
     return pd.DataFrame(rows).groupby(["design", "comparisons"], as_index=False)[["rmse", "mean_ci_width"]].mean()
 
 
-def comparisons_to_reach(curve: pd.DataFrame, *, design: str, rmse: float) -> float:
-    """Comparisons a design needs for a target RMSE, interpolated on the log scale of the budget."""
+def comparisons_to_reach(curve: pd.DataFrame, *, design: str, rmse: float, metric: str = "rmse") -> float:
+    """Comparisons a design needs for a target `metric` (`rmse` or `mean_ci_width`), on the log budget scale."""
     part = curve[curve["design"] == design].sort_values("comparisons")
-    x, y = np.log(part["comparisons"].to_numpy(float)), part["rmse"].to_numpy(float)
+    x, y = np.log(part["comparisons"].to_numpy(float)), part[metric].to_numpy(float)
     if rmse > y[0]:
         return float(part["comparisons"].iloc[0])
     if rmse < y[-1]:
         return float("nan")
-    # rmse decreases with the budget: interpolate log(budget) against -rmse.
+    # The metric decreases with the budget: interpolate log(budget) against -metric.
     return float(np.exp(np.interp(-rmse, -y, x)))
 
 
