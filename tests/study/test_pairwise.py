@@ -173,6 +173,7 @@ def test_decline_and_instructions_still_work_for_pairwise(client, stimulus_set):
     assert Participant.objects.get(study=study).step == "declined"
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_pairwise_study_end_to_end_with_bots(stimulus_set, tmp_path):
     """load_study -> run_bots -> export_ratings -> python -m analysis report, and the truth is recovered."""
