@@ -271,3 +271,38 @@ def test_load_study_sets_the_pairwise_fields_and_freezes_them(stimulus_set, tmp_
     path.write_text(yaml.safe_dump(spec | {"pairs": {"design": "adaptive", "per_participant": 4}}))
     with pytest.raises(SetupError, match="cannot change the design"):
         call_command("load_study", str(path))
+
+
+@pytest.mark.django_db
+def test_reload_resumes_the_same_pair_and_preloads_the_next(client, stimulus_set):
+    study = pair_study(stimulus_set, practice_trials=0, attention_checks=0)
+    url, participant = to_trials(client, study)
+    first, second = participant.trials.get(index=0), participant.trials.get(index=1)
+    pages = [client.get(url).content.decode() for _ in range(2)]
+    for page in pages:
+        reader = read_page(page)
+        assert reader.pair_images == {"left": first.stimulus.image.url, "right": first.stimulus_right.image.url}
+        assert f'rel="preload" as="image" href="{second.stimulus.image.url}"' in page
+        assert f'rel="preload" as="image" href="{second.stimulus_right.image.url}"' in page
+        assert "<script>" not in page and "style=" not in page  # nothing inline (CSP)
+    first.refresh_from_db()
+    assert first.shown_count == 2 and first.shown_at is not None
+
+
+@pytest.mark.django_db
+def test_admin_shows_pairwise_fields_pairs_and_choices(client, stimulus_set):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    study = pair_study(stimulus_set, practice_trials=0, attention_checks=0)
+    url, participant = to_trials(client, study)
+    answer_pair(client, url, participant, side="left")
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("admin", "a@example.org", "pw-for-tests-only"))
+    page = admin.get(reverse("admin:study_participant_change", args=[participant.pk])).content.decode()
+    assert " vs " in page and ("artistry=left" in page or "symbolism=left" in page)
+    assert admin.get(reverse("admin:study_choice_changelist")).status_code == 200
+    page = admin.get(reverse("admin:study_study_change", args=[study.pk])).content.decode()
+    assert "answered comparisons per stimulus" in page
+    assert 'name="pair_design"' not in page  # frozen once real participants consented
