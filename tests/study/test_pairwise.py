@@ -306,3 +306,18 @@ def test_admin_shows_pairwise_fields_pairs_and_choices(client, stimulus_set):
     page = admin.get(reverse("admin:study_study_change", args=[study.pk])).content.decode()
     assert "answered comparisons per stimulus" in page
     assert 'name="pair_design"' not in page  # frozen once real participants consented
+
+
+@pytest.mark.django_db
+def test_pilot_answers_do_not_move_the_shared_posterior(client, stimulus_set):
+    study = pair_study(stimulus_set, pair_design="adaptive", practice_trials=0, attention_checks=0)
+    response = client.get(f"/s/{study.slug}/preview/{study.pilot_token}/")
+    url = response["Location"]
+    post_step(client, url, "consent", choice="agree")
+    post_step(client, url, "instructions")
+    pilot = Participant.objects.get(study=study)
+    assert pilot.is_pilot
+    for _ in range(3):
+        assert answer_pair(client, url, pilot).status_code == 303
+    assert Choice.objects.filter(trial__participant=pilot).count() == 3
+    assert all(p.n_updates == 0 for p in PairPosterior.objects.filter(study=study))
