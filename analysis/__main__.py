@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analysis.engine import ModelFitError
 from analysis.exclusions import ExclusionRules
+from analysis.pairwise import PairwiseError
 from analysis.ratings import RatingsError
 
 
@@ -105,10 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--participants", type=_int_list, default=[40, 80, 160])
     power.add_argument("--stimuli", type=_int_list, default=[50, 100])
     power.add_argument("--ratings-per-participant", type=int, default=40)
-    power.add_argument("--sims", type=int, default=200)
+    power.add_argument("--sims", type=int, default=None, help="simulated studies per cell (200; pairwise: 5)")
     power.add_argument("--alpha", type=float, default=0.05)
     power.add_argument("--seed", type=int, default=0)
     power.add_argument("--out", type=Path, default=None, help="write power.csv and power.png here")
+    pairs = power.add_argument_group("pairwise designs (--pairwise): scale precision instead of test power")
+    pairs.add_argument("--pairwise", action="store_true", help="simulate a pairwise comparison study")
+    pairs.add_argument("--pairs", type=_int_list, default=[10, 20, 40], help="pairs per participant")
+    pairs.add_argument("--design", choices=["random", "balanced", "adaptive"], default="balanced")
+    pairs.add_argument("--scale-sd", type=float, default=1.0, help="SD of the true scale in JOD")
+    pairs.add_argument("--target-ci-width", type=float, default=None, help="mean 95%% CI width wanted (JOD)")
     return parser
 
 
@@ -159,8 +166,26 @@ def run(argv: list[str] | None = None) -> int:
     return _power(args)
 
 
+def _pairwise_power(args: argparse.Namespace) -> int:
+    from analysis.pairwise import pairwise_power
+
+    table = pairwise_power(stimuli=args.stimuli, participants=args.participants, pairs_per_participant=args.pairs,
+                           scale_sd=args.scale_sd, design=args.design, target_ci_width=args.target_ci_width,
+                           reps=args.sims or 5, seed=args.seed)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out / "power_pairwise.csv", index=False)
+        print(f"wrote {args.out / 'power_pairwise.csv'}")
+    return 0
+
+
 def _power(args: argparse.Namespace) -> int:
     from analysis.power import PopulationModel, power_curve
+
+    if args.pairwise:
+        return _pairwise_power(args)
+    args.sims = args.sims or 200
 
     if args.ratings:
         from analysis.exclusions import apply_exclusions
@@ -202,7 +227,7 @@ def _power(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
-    except (RatingsError, ModelFitError, OSError) as exc:
+    except (RatingsError, ModelFitError, PairwiseError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

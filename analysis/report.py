@@ -894,6 +894,13 @@ def build_report(ratings: pd.DataFrame | str | Path, out_dir: Path, **options) -
     :class:`ReportOutcome` (skipped parts, one sentence each); raises :class:`ReportError` when nothing could be
     written.
     """
+    from analysis.pairwise_report import build_pairwise_report, is_comparisons_table
+
+    if is_comparisons_table(ratings):  # a pairwise study's comparisons table: its own report
+        started = time.perf_counter()
+        path = build_pairwise_report(ratings, out_dir, **options)
+        files = sorted(p for p in path.parent.rglob("*") if p.is_file())
+        return ReportOutcome(path=path, files=files, skipped=[], seconds=time.perf_counter() - started)
     out_dir = Path(out_dir)
     title = options.pop("title", "Rating study report")
     base_dir = Path(ratings).resolve().parent if isinstance(ratings, (str, Path)) else None

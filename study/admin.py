@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import SetupError
-from study import admin_design, authoring, operations, selectors, services
+from study import admin_design, authoring, operations, pairwise, selectors, services
 from study.admin_ops import study_admin_urls
 from study.models import (
     AuditEntry,
+    Choice,
     Participant,
     QuestionnaireResponse,
     Rating,
@@ -27,7 +28,8 @@ from study.models import (
 from study.private_files import EXPORTS_DIR, can_read_study_files, private_root, report_file_url
 
 DESIGN_FIELDS = ["stimulus_sets", "conditions", "layout", "between_factor", "trials_per_participant", "practice_trials",
-                 "attention_checks", "max_run_length"]
+                 "attention_checks", "max_run_length", "task", "pair_design", "pairs_per_participant",
+                 "pair_within_fraction", "pair_allow_tie"]
 
 
 def design_is_frozen(study: Study | None) -> bool:
@@ -80,6 +82,8 @@ class StudyAdmin(admin.ModelAdmin):
         ("Stimuli and design", {"fields": ["stimulus_sets", "conditions", "layout", "between_factor",
                                            "trials_per_participant", "practice_trials", "attention_checks",
                                            "max_run_length", "allocation"]}),
+        ("Pairwise comparisons (task: pairwise)", {"fields": ["task", "pair_design", "pairs_per_participant",
+                                                              "pair_within_fraction", "pair_allow_tie"]}),
         ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
                                     "no_consent_url", "timed_out_code", "timed_out_url", "anonymous_entry",
                                     "languages", "time_limit_minutes", "screen_out_after", "screen_out_code",
@@ -182,12 +186,15 @@ class StudyAdmin(admin.ModelAdmin):
     def allocation(self, study: Study) -> str:
         if not study.pk:
             return "-"
-        counts = selectors.stimulus_allocation_counts(study=study)
+        pairwise_task = study.task == Study.Task.PAIRWISE
+        counts = (pairwise.pair_counts(study=study) if pairwise_task
+                  else selectors.stimulus_allocation_counts(study=study))
         pool = list(selectors.study_stimuli(study=study).values_list("pk", flat=True))
         if not pool:
             return "no stimuli"
         values = [counts.get(pk, 0) for pk in pool]
-        return f"{len(pool)} stimuli; assigned participants per stimulus: min {min(values)}, max {max(values)}"
+        what = "answered comparisons" if pairwise_task else "assigned participants"
+        return f"{len(pool)} stimuli; {what} per stimulus: min {min(values)}, max {max(values)}"
 
     def _export(self, request: HttpRequest, queryset: QuerySet[Study], suffix: str):
         if queryset.count() != 1:
@@ -260,18 +267,23 @@ class TrialInline(admin.TabularInline):
     ordering = ["index"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Trial]:
-        return super().get_queryset(request).select_related("stimulus").prefetch_related("ratings__dimension")
+        return super().get_queryset(request).select_related("stimulus", "stimulus_right").prefetch_related(
+            "ratings__dimension", "choices__dimension")
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
     @admin.display(description="stimulus")
     def stimulus_link(self, trial: Trial) -> str:
+        if trial.stimulus_right_id:  # a pair: left vs right
+            return format_html("{} ({}) vs {} ({})", trial.stimulus.public_id, trial.stimulus.condition,
+                               trial.stimulus_right.public_id, trial.stimulus_right.condition)
         return format_html("{} ({})", trial.stimulus.public_id, trial.stimulus.condition)
 
     @admin.display(description="answers")
     def answers(self, trial: Trial) -> str:
-        return ", ".join(f"{r.dimension.name}={r.value:g}" for r in trial.ratings.all())
+        return ", ".join([f"{r.dimension.name}={r.value:g}" for r in trial.ratings.all()]
+                         + [f"{c.dimension.name}={c.side}" for c in trial.choices.all()])
 
 
 @admin.register(Participant)
@@ -346,6 +358,12 @@ REPORT_STATES = {
     StudyReport.Status.FAILED: "failed",
 }
 REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figures follow
+@admin.register(Choice)
+class ChoiceAdmin(ReadOnlyAdmin):
+    list_display = ["trial", "dimension", "side", "chosen", "rt_ms", "posterior_seq", "created_at"]
+    list_filter = ["trial__participant__study", "dimension__name", "side", "trial__kind"]
+    list_select_related = ["trial__participant__study", "dimension", "chosen"]
+    readonly_fields = ["trial", "dimension", "side", "chosen", "rt_ms", "posterior_seq", "created_at"]
 
 
 @admin.register(StudyReport)

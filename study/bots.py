@@ -182,6 +182,8 @@ class PageReader(HTMLParser):
         self.dimensions: list[dict[str, str]] = []
         self.radios: dict[str, list[str]] = {}
         self.textareas: list[str] = []
+        self.pair_images: dict[str, str] = {}  # pairwise trials: "left" / "right" -> image URL
+        self.instructed_side = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -199,6 +201,10 @@ class PageReader(HTMLParser):
             self.textareas.append(a["name"])
         elif tag == "img" and a.get("id") == "stimulus":
             self.image = a.get("src", "")
+        elif tag == "img" and a.get("id") in ("stimulus-left", "stimulus-right"):
+            self.pair_images[a["id"].removeprefix("stimulus-")] = a.get("src", "")
+        elif "data-instructed-side" in a:
+            self.instructed_side = a["data-instructed-side"]
         elif tag == "fieldset" and a.get("data-dimension"):
             self.dimensions.append(a)
         elif "data-instructed-value" in a:
@@ -247,8 +253,30 @@ class Bot:
         latent = min(1.0, max(0.0, latent))
         return round(low + latent * (high - low))
 
+    def latent(self, image: str, dimension: str) -> float:
+        """The image's true value on the 0..1 latent scale (no participant bias or noise): the known truth."""
+        truth = self.truth.get(urlparse(image).path)
+        if truth is None:
+            return self.model.intercept
+        return latent_truth(self.model, public_id=truth.public_id, condition=truth.condition, dimension=dimension)
+
+    def choose(self, dimension: str, left: str, right: str) -> str:
+        """Pairwise: each image is perceived with its own noise and the larger wins (Thurstone Case V)."""
+        if self.inattentive:
+            return self.rng.choice(("left", "right"))
+        a = self.latent(left, dimension) + self.rng.gauss(0, self.model.noise_sd)
+        b = self.latent(right, dimension) + self.rng.gauss(0, self.model.noise_sd)
+        return "left" if a >= b else "right"
+
     def rt_ms(self) -> int:
         return round(self.model.rt_median_ms * math.exp(self.rng.gauss(0, self.model.rt_sigma)))
+
+
+def latent_truth(model: AnswerModel, *, public_id: str, condition: str, dimension: str) -> float:
+    """intercept + condition effect + the stimulus's own effect: what pairwise bots compare."""
+    effect = model.effects.get(dimension, {}).get(condition, 0.0)
+    stimulus = random.Random(f"{public_id}:{dimension}").gauss(0, model.stimulus_sd)
+    return model.intercept + effect + stimulus
 
 
 def _expect(page: Page, statuses: tuple[int, ...], doing: str) -> None:
@@ -323,6 +351,18 @@ def _walk(*, transport: Transport, slug: str, outcome: BotOutcome, bot: Bot, rng
             data["choice"] = "decline" if bot.declines else "agree"
         elif reader.step == "instructions":
             pass
+        elif reader.step == "trials" and reader.pair_images:
+            name = reader.dimensions[0]["data-dimension"]
+            if index not in given:  # a reloaded pair gets the same answer, like a person who resends it
+                side = bot.choose(name, reader.pair_images.get("left", ""), reader.pair_images.get("right", ""))
+                if reader.instructed_side and not bot.inattentive:
+                    side = reader.instructed_side
+                if reader.instructed_side and side != reader.instructed_side:
+                    outcome.attention_failed += 1
+                given[index] = {name: side}
+            side = given[index][name]
+            rt = str(bot.rt_ms())
+            data.update({name: side, f"rt_ms_{name}": rt, "rt_ms": rt})
         elif reader.step == "trials":
             if index not in given:
                 values = {d["data-dimension"]: bot.answer(d, reader.image) for d in reader.dimensions}

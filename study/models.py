@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -30,6 +31,12 @@ DEFAULT_DIMENSIONS = [
         "high_label": "A symbol or sign",
     },
 ]
+
+# The default dimensions' questions in a pairwise study (used when a study file names them without a prompt).
+PAIR_PROMPTS = {
+    "artistry": "Which image looks more like a work of art?",
+    "symbolism": "Which image looks more like a symbol or sign rather than a depiction?",
+}
 
 
 def new_token() -> str:
@@ -53,6 +60,15 @@ class Study(models.Model):
         NONE = "none", "None (everyone rates every dimension)"
         DIMENSION = "dimension", "Dimension (each participant rates one dimension, balanced)"
 
+    class Task(models.TextChoices):
+        RATING = "rating", "Rating scales (one image at a time)"
+        PAIRWISE = "pairwise", "Pairwise comparison (which of two images)"
+
+    class PairDesign(models.TextChoices):
+        RANDOM = "random", "Random pairs"
+        BALANCED = "balanced", "Balanced (every stimulus equally often, connected graph)"
+        ADAPTIVE = "adaptive", "Adaptive (pairs that shrink the scale's uncertainty most)"
+
     slug = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
@@ -70,6 +86,15 @@ class Study(models.Model):
         default=2, help_text="Longest allowed run of one condition in a trial list."
     )
     max_participants = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means no limit.")
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.RATING)
+    pair_design = models.CharField(max_length=16, choices=PairDesign.choices, default=PairDesign.BALANCED,
+                                   help_text="Pairwise studies: how pairs are chosen.")
+    pairs_per_participant = models.PositiveIntegerField(default=20, help_text="Pairwise studies: pairs per dimension.")
+    pair_within_fraction = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Balanced design: share of within-condition pairs (empty: any partner).",
+    )
+    pair_allow_tie = models.BooleanField(default=False, help_text="Offer a 'no difference' answer.")
     completion_code = models.CharField(max_length=64, blank=True)
     completion_url_template = models.CharField(
         max_length=500, blank=True, help_text="e.g. https://app.prolific.com/submissions/complete?cc={code}"
@@ -253,6 +278,11 @@ class Trial(models.Model):
     shown_count = models.PositiveIntegerField(default=0, help_text="How often it was served (reloads).")
     answered_at = models.DateTimeField(null=True, blank=True)
     rt_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Client RT from image display to submit.")
+    # Pairwise trials: `stimulus` is shown on the left (top on phones), this one on the right.
+    stimulus_right = models.ForeignKey(
+        "generation.Stimulus", on_delete=models.PROTECT, related_name="right_trials", null=True, blank=True
+    )
+    pair_source = models.CharField(max_length=16, blank=True, help_text="Pair design that chose this pair.")
 
     class Meta:
         ordering = ["participant", "index"]
@@ -276,6 +306,55 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trial} {self.dimension.name}={self.value}"
+
+
+class Choice(models.Model):
+    """One answer of a pairwise trial: which image looked more like the dimension (empty = no difference)."""
+
+    class Side(models.TextChoices):
+        LEFT = "left", "Left"
+        RIGHT = "right", "Right"
+        TIE = "tie", "No difference"
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="choices")
+    dimension = models.ForeignKey(RatingDimension, on_delete=models.PROTECT, related_name="choices")
+    side = models.CharField(max_length=8, choices=Side.choices)
+    chosen = models.ForeignKey("generation.Stimulus", on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    rt_ms = models.PositiveIntegerField(null=True, blank=True)
+    posterior_seq = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Adaptive design: position of this answer in the posterior's update order."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trial", "dimension"]
+        constraints = [models.UniqueConstraint(fields=["trial", "dimension"], name="one_choice_per_trial_dimension")]
+
+    def __str__(self) -> str:
+        return f"{self.trial} {self.dimension.name}={self.side}"
+
+
+class PairPosterior(models.Model):
+    """The adaptive design's shared Gaussian belief about one dimension's scale (see analysis.pairs).
+
+    Updated inside each answer's transaction under this row's lock, so concurrent answers are applied one after
+    another and none is lost; `n_updates` counts them.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pair_posteriors")
+    dimension = models.ForeignKey(RatingDimension, on_delete=models.CASCADE, related_name="+")
+    items = models.JSONField(help_text="Stimulus ids in the order of the posterior's entries.")
+    mu = models.BinaryField()
+    cov = models.BinaryField(help_text="Upper triangle of the covariance, row-major float64.")
+    prior_sd = models.FloatField(default=1.5)
+    n_updates = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "dimension"], name="one_posterior_per_dimension")]
+
+    def __str__(self) -> str:
+        return f"posterior {self.study.slug}:{self.dimension.name} ({self.n_updates} answers)"
 
 
 class QuestionnaireResponse(models.Model):

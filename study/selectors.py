@@ -72,7 +72,9 @@ def study_readiness_problems(*, study: Study) -> list[str]:
         stimuli = list(study_stimuli(study=study))
         if not stimuli:
             problems.append("no rendered stimuli in the chosen sets and conditions")
-        elif len(stimuli) < study.trials_per_participant:
+        elif study.task == Study.Task.PAIRWISE and len(stimuli) < 2:
+            problems.append("a pairwise study needs at least 2 stimuli")
+        elif study.task != Study.Task.PAIRWISE and len(stimuli) < study.trials_per_participant:
             problems.append(f"only {len(stimuli)} stimuli for {study.trials_per_participant} trials per participant")
         missing = [s.public_id for s in stimuli if not Path(s.image.path).is_file()]
         if missing:

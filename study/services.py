@@ -22,7 +22,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from config.errors import SetupError
-from study import fastpath, selectors
+from study import fastpath, pairwise, selectors
 from study.assignment import ScaleRange, StimulusRef, plan_trials
 from study.models import (
     AuditEntry,
@@ -160,22 +160,29 @@ def participant_consent(*, participant: Participant) -> Participant:
             dimensions = [d for d in dimensions if d.name == group]
         pool = [StimulusRef(id=pk, condition=c)
                 for pk, c in selectors.study_stimuli(study=study).values_list("pk", "condition")]
-        if len(pool) < study.trials_per_participant:
+        pairwise_task = study.task == Study.Task.PAIRWISE
+        if len(pool) < (2 if pairwise_task else study.trials_per_participant):
             raise StudyUnavailable("not_ready")
-        counts = {} if current.is_pilot else selectors.stimulus_allocation_counts(study=study)
-        plan = plan_trials(
-            pool=pool, counts=counts, scales=_scales(dimensions), n_rated=study.trials_per_participant,
-            n_practice=study.practice_trials, n_attention=study.attention_checks, layout=study.layout,
-            max_run=study.max_run_length, rng=rng,
-        )
-        Trial.objects.bulk_create([
-            Trial(participant=current, index=i, kind=t.kind, stimulus_id=t.stimulus_id, dimensions=list(t.dimensions),
-                  block=t.block, expected_value=t.expected_value)
-            for i, t in enumerate(plan)
-        ])
+        if pairwise_task:  # pairs from the study's pair design (study/pairwise.py)
+            trials = pairwise.plan_pair_trials(study=study, participant=current, dimensions=dimensions,
+                                               pool=[pairwise.PoolItem(id=s.id, condition=s.condition) for s in pool],
+                                               seed=seed)
+        else:
+            counts = {} if current.is_pilot else selectors.stimulus_allocation_counts(study=study)
+            plan = plan_trials(
+                pool=pool, counts=counts, scales=_scales(dimensions), n_rated=study.trials_per_participant,
+                n_practice=study.practice_trials, n_attention=study.attention_checks, layout=study.layout,
+                max_run=study.max_run_length, rng=rng,
+            )
+            trials = [
+                Trial(participant=current, index=i, kind=t.kind, stimulus_id=t.stimulus_id,
+                      dimensions=list(t.dimensions), block=t.block, expected_value=t.expected_value)
+                for i, t in enumerate(plan)
+            ]
+        Trial.objects.bulk_create(trials)
         Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(
             step=Participant.Step.INSTRUCTIONS, consented_at=timezone.now(), seed=seed, group=group, position=0,
-            trial_count=len(plan),
+            trial_count=len(trials),
         )
     current.refresh_from_db()
     return current
@@ -252,6 +259,9 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
         trial = Trial.objects.filter(participant=participant, index=index).first()
     if trial is None:
         raise BadSubmission("no such trial")
+    if trial.stimulus_right_id is not None:  # a pairwise trial: choices, not ratings (study/pairwise.py)
+        return _pair_answer(participant=participant, trial=trial, answers=answers, rt_ms=rt_ms,
+                            rt_by_dimension=rt_by_dimension or {})
     known = selectors.study_dimensions(study=participant.study)
     dimensions = {name: known[name] for name in trial.dimensions if name in known}
     if len(dimensions) != len(trial.dimensions):
@@ -289,6 +299,22 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     if screened_out:
         participant.step = Participant.Step.SCREENED_OUT
     return AnswerOutcome(recorded=True)
+
+
+def _pair_answer(*, participant: Participant, trial: Trial, answers: Mapping[str, object], rt_ms: object,
+                 rt_by_dimension: Mapping[str, object]) -> AnswerOutcome:
+    last = trial.index + 1 >= participant.trial_count
+    next_step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
+    rts = {name: parse_rt(value) for name, value in rt_by_dimension.items() if value not in (None, "")}
+    try:
+        outcome = pairwise.pair_answer(participant=participant, trial=trial, answers=answers, rt_ms=parse_rt(rt_ms),
+                                       rt_by_dimension=rts, next_step=next_step)
+    except pairwise.PairSubmissionError as exc:
+        raise BadSubmission(str(exc)) from None
+    if outcome.recorded:
+        participant.position = trial.index + 1
+        participant.step = Participant.Step.SCREENED_OUT if outcome.screened_out else next_step
+    return AnswerOutcome(recorded=outcome.recorded)
 
 
 def questionnaire_submit(*, participant: Participant, answers: Mapping[str, object]) -> AnswerOutcome:
@@ -333,7 +359,12 @@ def ratings_export(*, study: Study, path: Path, include_pilot: bool = False) -> 
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".parquet"}:
         raise SetupError(f"cannot export to {path.name}: use a .csv or .parquet file name")
-    frame = selectors.ratings_frame(study=study, include_pilot=include_pilot)
+    if study.task == Study.Task.PAIRWISE:  # one row per choice (study/pairwise_export.py)
+        from study.pairwise_export import comparisons_frame
+
+        frame = comparisons_frame(study=study, include_pilot=include_pilot)
+    else:
+        frame = selectors.ratings_frame(study=study, include_pilot=include_pilot)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     if suffix == ".csv":
@@ -354,6 +385,8 @@ def _design_of_study(study: Study) -> dict[str, object]:
         "trials_per_participant": study.trials_per_participant,
         "practice_trials": study.practice_trials,
         "attention_checks": study.attention_checks,
+        "task": study.task,
+        "pairs": (study.pair_design, study.pairs_per_participant, study.pair_within_fraction, study.pair_allow_tie),
     }
 
 
@@ -367,6 +400,8 @@ def _design_of_spec(spec: StudySpec) -> dict[str, object]:
         "trials_per_participant": spec.trials_per_participant,
         "practice_trials": spec.practice_trials,
         "attention_checks": spec.attention_checks,
+        "task": spec.task,
+        "pairs": (spec.pairs.design, spec.pairs.per_participant, spec.pairs.within_fraction, spec.pairs.allow_tie),
     }
 
 
@@ -431,6 +466,11 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         study.timed_out_code = spec.timed_out_code
         study.timed_out_url = spec.timed_out_url
         study.languages = spec.languages
+        study.task = spec.task
+        study.pair_design = spec.pairs.design
+        study.pairs_per_participant = spec.pairs.per_participant
+        study.pair_within_fraction = spec.pairs.within_fraction
+        study.pair_allow_tie = spec.pairs.allow_tie
         study.source = spec.raw
         study.save()
         study.stimulus_sets.set(sets)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from config.errors import SetupError
-from study.models import DEFAULT_DIMENSIONS, Study
+from study.models import DEFAULT_DIMENSIONS, PAIR_PROMPTS, Study
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 TOP_KEYS = {
@@ -20,12 +20,14 @@ TOP_KEYS = {
     "time_limit_minutes", "screen_out_after", "screen_out_code", "screen_out_url",
     "anonymous_entry",
     "timed_out_code", "timed_out_url",
+    "task", "pairs",
 }
+PAIRS_KEYS = {"design", "per_participant", "within_fraction", "allow_tie"}
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
 # Fields whose change would make existing participants' data incomparable.
 DESIGN_KEYS = ["stimulus_sets", "conditions", "dimensions", "layout", "between_subject", "trials_per_participant",
-               "practice_trials", "attention_checks"]
+               "practice_trials", "attention_checks", "task", "pairs"]
 
 
 class StudySpecError(SetupError):
@@ -40,6 +42,16 @@ class DimensionSpec:
     points: int = 7
     low_label: str = "Not at all"
     high_label: str = "Very much"
+
+
+@dataclass
+class PairsSpec:
+    """`pairs:` of a pairwise study: the pair design and how many pairs each participant judges per dimension."""
+
+    design: str = Study.PairDesign.BALANCED
+    per_participant: int = 20
+    within_fraction: float | None = None
+    allow_tie: bool = False
 
 
 @dataclass
@@ -72,6 +84,8 @@ class StudySpec:
     timed_out_url: str = ""
     languages: list[str] = field(default_factory=lambda: ["en"])
     bots: dict[str, Any] = field(default_factory=dict)
+    task: str = Study.Task.RATING
+    pairs: PairsSpec = field(default_factory=PairsSpec)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -178,6 +192,33 @@ def _dimension(item: object, i: int) -> DimensionSpec:
     return DimensionSpec(name=name, prompt=prompt, kind=kind, points=points, low_label=low, high_label=high)
 
 
+def _pairs(data: dict, task: str) -> PairsSpec:
+    raw = data.get("pairs")
+    if raw is None:
+        return PairsSpec()
+    if task != Study.Task.PAIRWISE:
+        raise _fail("pairs", "only applies to `task: pairwise`")
+    if not isinstance(raw, dict):
+        raise _fail("pairs", "must be a mapping (design, per_participant, within_fraction, allow_tie)")
+    unknown = sorted(set(raw) - PAIRS_KEYS)
+    if unknown:
+        raise _fail(f"pairs.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(PAIRS_KEYS))})")
+    fraction = raw.get("within_fraction")
+    if fraction is not None and (
+        isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction <= 1
+    ):
+        raise _fail("pairs.within_fraction", f"must be a number between 0 and 1, not {fraction!r}")
+    allow_tie = raw.get("allow_tie", False)
+    if not isinstance(allow_tie, bool):
+        raise _fail("pairs.allow_tie", f"must be true or false, not {allow_tie!r}")
+    return PairsSpec(
+        design=_choice(raw, "design", list(Study.PairDesign.values), Study.PairDesign.BALANCED, where="pairs."),
+        per_participant=_integer(raw, "per_participant", minimum=1, maximum=2000, default=20, where="pairs."),
+        within_fraction=None if fraction is None else float(fraction),
+        allow_tie=allow_tie,
+    )
+
+
 def study_spec_parse(data: object) -> StudySpec:
     """Validate a study mapping; raise StudySpecError naming the first bad key."""
     if not isinstance(data, dict):
@@ -213,7 +254,16 @@ def study_spec_parse(data: object) -> StudySpec:
     bots = data.get("bots") or {}
     if not isinstance(bots, dict):
         raise _fail("bots", "must be a mapping (see docs/study.md)")
+    task = _choice(data, "task", list(Study.Task.values), Study.Task.RATING)
+    pairs = _pairs(data, task)
+    if task == Study.Task.PAIRWISE:
+        rating_prompts = {d["name"]: d["prompt"] for d in DEFAULT_DIMENSIONS}
+        for d in dimensions:
+            if d.name in PAIR_PROMPTS and d.prompt == rating_prompts.get(d.name):
+                d.prompt = PAIR_PROMPTS[d.name]
     return StudySpec(
+        task=task,
+        pairs=pairs,
         slug=slug,
         title=_text(data, "title", required=True),
         status=_choice(data, "status", list(Study.Status.values), Study.Status.DRAFT),

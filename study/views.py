@@ -233,6 +233,10 @@ def _render_step(request: HttpRequest, participant: Participant, *, form: Questi
 
 
 def _render_trial(request: HttpRequest, participant: Participant, context: dict) -> HttpResponse:
+    if participant.study.task == Study.Task.PAIRWISE:
+        from study.pairwise_views import render_pair_trial
+
+        return render_pair_trial(request, participant, context)
     current = getattr(participant, "current_trial", None)
     if current is None:  # a trial list shorter than the position: nothing to show, so show the next step
         return SeeOther(_page_url(participant))
