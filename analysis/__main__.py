@@ -65,22 +65,38 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("ratings", help="ratings export (CSV or Parquet)")
     report.add_argument("--out", required=True, type=Path, help="output folder")
     report.add_argument("--dimension", action="append", dest="dimensions", help="only this dimension (repeatable)")
-    report.add_argument("--network", action="store_true",
-                        help="add (1 | network): generalise condition effects over perturbation draws")
-    report.add_argument("--slopes", action="store_true",
-                        help="also fit (1 + condition | participant) random slopes (slow on large studies)")
+    report.add_argument(
+        "--network", action="store_true", help="add (1 | network): generalise condition effects over perturbation draws"
+    )
+    report.add_argument(
+        "--slopes",
+        action="store_true",
+        help="also fit (1 + condition | participant) random slopes (slow on large studies)",
+    )
     report.add_argument("--ordinal", action="store_true", help="also fit the ordinal sensitivity analysis (slow)")
     report.add_argument("--power", action="store_true", help="also simulate power at half/1x/2x the participants")
     report.add_argument("--power-sims", type=int, default=200, help="simulated studies per design for --power")
     report.add_argument("--no-slopes", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for
     report.add_argument("--no-ordinal", action="store_true", help=argparse.SUPPRESS)  # old scripts
     classes = report.add_mutually_exclusive_group()
-    classes.add_argument("--classes", action="store_const", const=True, dest="classes", default="auto",
-                         help="fit the class model however many image classes there are (default: up to 50)")
-    classes.add_argument("--no-classes", action="store_const", const=False, dest="classes",
-                         help="skip the model with image class as a factor")
-    report.add_argument("--splits", type=int, default=100,
-                        help="random participant splits for split-half reliability (0: none)")
+    classes.add_argument(
+        "--classes",
+        action="store_const",
+        const=True,
+        dest="classes",
+        default="auto",
+        help="fit the class model however many image classes there are (default: up to 50)",
+    )
+    classes.add_argument(
+        "--no-classes",
+        action="store_const",
+        const=False,
+        dest="classes",
+        help="skip the model with image class as a factor",
+    )
+    report.add_argument(
+        "--splits", type=int, default=100, help="random participant splits for split-half reliability (0: none)"
+    )
     report.add_argument("--seed", type=int, default=0)
     report.add_argument("--title", default="Rating study report")
     _add_exclusion_options(report)
@@ -91,17 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", default=None, help="lme4-style formula (default: the main model)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     fit.add_argument("--no-exclusions", action="store_true", help="fit all rows of the export")
-    fit.add_argument("--df", choices=["satterthwaite", "kenward-roger", "normal"], default="satterthwaite",
-                     help="degrees of freedom of the t tests (normal: Wald z)")
-    fit.add_argument("--ordinal", choices=["logit", "probit"], default=None,
-                     help="fit the cumulative-link mixed model (condition + crossed random intercepts) instead")
+    fit.add_argument(
+        "--df",
+        choices=["satterthwaite", "kenward-roger", "normal"],
+        default="satterthwaite",
+        help="degrees of freedom of the t tests (normal: Wald z)",
+    )
+    fit.add_argument(
+        "--ordinal",
+        choices=["logit", "probit"],
+        default=None,
+        help="fit the cumulative-link mixed model (condition + crossed random intercepts) instead",
+    )
     _add_exclusion_options(fit)
 
     power = sub.add_parser("power", help="power curves by simulation (from a fitted export or given effects)")
     power.add_argument("ratings", nargs="?", help="export to take effects and variances from (main model)")
     power.add_argument("--dimension", default=None, help="dimension to take the population model from")
-    power.add_argument("--effects", type=_effects, default=None,
-                       help="CONDITION=EFFECT,… vs baseline when no export is given (e.g. artistic-1.0=0.3)")
+    power.add_argument(
+        "--effects",
+        type=_effects,
+        default=None,
+        help="CONDITION=EFFECT,… vs baseline when no export is given (e.g. artistic-1.0=0.3)",
+    )
     power.add_argument("--sd", type=float, nargs=3, default=(0.8, 0.5, 1.0), metavar=("PARTICIPANT", "STIMULUS", "RES"))
     power.add_argument("--participants", type=_int_list, default=[40, 80, 160])
     power.add_argument("--stimuli", type=_int_list, default=[50, 100])
@@ -125,15 +153,29 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from analysis.report import build_report
 
-        outcome = build_report(args.ratings, args.out, rules=_rules(args), dimensions=args.dimensions,
-                               network=args.network, slopes=args.slopes and not args.no_slopes,
-                               ordinal=args.ordinal and not args.no_ordinal, classes=args.classes,
-                               power=args.power, power_sims=args.power_sims, n_splits=args.splits, seed=args.seed,
-                               title=args.title, progress=True)
+        outcome = build_report(
+            args.ratings,
+            args.out,
+            rules=_rules(args),
+            dimensions=args.dimensions,
+            network=args.network,
+            slopes=args.slopes and not args.no_slopes,
+            ordinal=args.ordinal and not args.no_ordinal,
+            classes=args.classes,
+            power=args.power,
+            power_sims=args.power_sims,
+            n_splits=args.splits,
+            seed=args.seed,
+            title=args.title,
+            progress=True,
+        )
         print(f"wrote {outcome.path} ({outcome.seconds:.1f} s; time per section in timings.csv)")
         if not outcome.complete:
-            print(f"warning: {len(outcome.skipped)} part(s) of the report were skipped (see {outcome.path.name} "
-                  f"and skipped.csv): {outcome.skipped[0]}", file=sys.stderr)
+            print(
+                f"warning: {len(outcome.skipped)} part(s) of the report were skipped (see {outcome.path.name} "
+                f"and skipped.csv): {outcome.skipped[0]}",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "fit":
         from analysis.exclusions import apply_exclusions
@@ -151,8 +193,10 @@ def run(argv: list[str] | None = None) -> int:
             n_levels = rows[term.group].nunique() if term.group in rows.columns else None
             if n_levels is not None and n_levels < 2 and not rows.empty:
                 # lme4 refuses this too ("grouping factors must have > 1 sampled level")
-                raise RatingsError(f"{term.label} needs at least 2 levels of {term.group}; the {args.dimension} "
-                                   f"ratings have {n_levels}")
+                raise RatingsError(
+                    f"{term.label} needs at least 2 levels of {term.group}; the {args.dimension} "
+                    f"ratings have {n_levels}"
+                )
         if args.ordinal:
             from analysis.clmm import fit_clmm
 
@@ -169,9 +213,16 @@ def run(argv: list[str] | None = None) -> int:
 def _pairwise_power(args: argparse.Namespace) -> int:
     from analysis.pairwise import pairwise_power
 
-    table = pairwise_power(stimuli=args.stimuli, participants=args.participants, pairs_per_participant=args.pairs,
-                           scale_sd=args.scale_sd, design=args.design, target_ci_width=args.target_ci_width,
-                           reps=args.sims or 5, seed=args.seed)
+    table = pairwise_power(
+        stimuli=args.stimuli,
+        participants=args.participants,
+        pairs_per_participant=args.pairs,
+        scale_sd=args.scale_sd,
+        design=args.design,
+        target_ci_width=args.target_ci_width,
+        reps=args.sims or 5,
+        seed=args.seed,
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -203,13 +254,24 @@ def _power(args: argparse.Namespace) -> int:
         population = PopulationModel.from_fit(fit_ratings(ratings, dimension=dimension))
     elif args.effects:
         effects = args.effects
-        population = PopulationModel(effects=effects, sd_participant=args.sd[0], sd_stimulus=args.sd[1],
-                                     sd_residual=args.sd[2], conditions=("baseline", *effects))
+        population = PopulationModel(
+            effects=effects,
+            sd_participant=args.sd[0],
+            sd_stimulus=args.sd[1],
+            sd_residual=args.sd[2],
+            conditions=("baseline", *effects),
+        )
     else:
         raise RatingsError("power needs a ratings export or --effects CONDITION=EFFECT,…")
-    table = power_curve(population, participants=args.participants, stimuli=args.stimuli,
-                        ratings_per_participant=args.ratings_per_participant, n_sims=args.sims, alpha=args.alpha,
-                        seed=args.seed)
+    table = power_curve(
+        population,
+        participants=args.participants,
+        stimuli=args.stimuli,
+        ratings_per_participant=args.ratings_per_participant,
+        n_sims=args.sims,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
         import base64

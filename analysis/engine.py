@@ -37,8 +37,9 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _bobyqa(objective, start: np.ndarray, lower: np.ndarray,
-            step: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool, str]:
+def _bobyqa(
+    objective, start: np.ndarray, lower: np.ndarray, step: np.ndarray | None = None
+) -> tuple[np.ndarray | None, float, bool, str]:
     """nlopt's BOBYQA with lme4's tolerances tightened a little; (None, inf, …) when nlopt is unavailable."""
     try:
         import nlopt
@@ -57,8 +58,12 @@ def _bobyqa(objective, start: np.ndarray, lower: np.ndarray,
     except (RuntimeError, ValueError) as exc:
         return None, np.inf, False, f"BOBYQA failed: {exc}"
     code = opt.last_optimize_result()
-    return np.asarray(theta), float(opt.last_optimum_value()), code > 0 and code != nlopt.MAXEVAL_REACHED, \
-        f"BOBYQA result code {code}"
+    return (
+        np.asarray(theta),
+        float(opt.last_optimum_value()),
+        code > 0 and code != nlopt.MAXEVAL_REACHED,
+        f"BOBYQA result code {code}",
+    )
 
 
 class ModelFitError(ValueError):
@@ -168,15 +173,18 @@ def check_identifiable(groups: list[GroupDesign], n_obs: int) -> None:
         if g.n_levels < 2:
             raise ModelFitError(
                 f"grouping factor {g.term.group!r} has a single level, so its variance is not identifiable "
-                f"(lme4: 'grouping factors must have > 1 sampled level'); drop {g.term.label} or collect more data")
+                f"(lme4: 'grouping factors must have > 1 sampled level'); drop {g.term.label} or collect more data"
+            )
         if g.n_levels >= n_obs:
             raise ModelFitError(
                 f"number of levels of each grouping factor must be < number of observations (problems: "
-                f"{g.term.group}: {g.n_levels} levels, {n_obs} observations)")
+                f"{g.term.group}: {g.n_levels} levels, {n_obs} observations)"
+            )
         if g.q > 1 and n_obs <= g.n_levels * g.q:
             raise ModelFitError(
                 f"number of observations (={n_obs}) <= number of random effects (={g.n_levels * g.q}) for term "
-                f"{g.term.label}; the random-effects parameters and the residual variance are probably unidentifiable")
+                f"{g.term.label}; the random-effects parameters and the residual variance are probably unidentifiable"
+            )
 
 
 class CrossedLMM:
@@ -238,8 +246,9 @@ class CrossedLMM:
         # but much overhead per call) unless the reduced system is wide compared with each level's row.
         self._W_dense = None
         if self.q1 > 1:
-            rows_of_level = sp.csr_matrix((np.ones(self.n1 * self.q1), (np.repeat(np.arange(self.n1), self.q1),
-                                                                        np.arange(self.n1 * self.q1))))
+            rows_of_level = sp.csr_matrix(
+                (np.ones(self.n1 * self.q1), (np.repeat(np.arange(self.n1), self.q1), np.arange(self.n1 * self.q1)))
+            )
             nnz_row = (rows_of_level @ abs(self.W)).nnz / self.n1  # columns one level's block row touches
             if self.m**2 <= _DENSE_OVERHEAD * nnz_row**2 and self.n1 * self.q1 * self.m <= _DENSE_MAX_ELEMENTS:
                 self._W_dense = self.W.toarray().reshape(self.n1, self.q1, self.m)
@@ -313,8 +322,10 @@ class CrossedLMM:
         return logdet1, L
 
     def _lambda_rest(self, thetas: list[np.ndarray]) -> sp.csr_matrix:
-        blocks = [sp.kron(sp.identity(self.groups[i].n_levels), _lambda_from_theta(thetas[i], self.groups[i].q))
-                  for i in self.rest]
+        blocks = [
+            sp.kron(sp.identity(self.groups[i].n_levels), _lambda_from_theta(thetas[i], self.groups[i].q))
+            for i in self.rest
+        ]
         return sp.block_diag([*blocks, sp.identity(self.p + 1)], format="csr")
 
     def deviance(self, theta: np.ndarray, reml: bool = True) -> float:
@@ -351,8 +362,9 @@ class CrossedLMM:
         lxx_inv = sla.solve_triangular(L[qr : qr + p, qr : qr + p], np.eye(p), lower=True)
         return varpar[-1] ** 2 * (lxx_inv.T @ lxx_inv)
 
-    def fit(self, reml: bool = True, theta0: np.ndarray | None = None,
-            initial_step: np.ndarray | float | None = None) -> EngineResult:
+    def fit(
+        self, reml: bool = True, theta0: np.ndarray | None = None, initial_step: np.ndarray | float | None = None
+    ) -> EngineResult:
         """Minimise the profiled deviance over θ.
 
         BOBYQA (derivative-free, bounded; lme4's default optimizer) when nlopt is installed, then — with more
@@ -371,8 +383,14 @@ class CrossedLMM:
         step = None if initial_step is None else np.asarray(initial_step, dtype=float)
         theta, value, converged, message = _bobyqa(objective, start, lower, step)
         if theta is None or len(start) > 2:
-            opt = sopt.minimize(objective, start if theta is None else theta, method="L-BFGS-B", jac="3-point",
-                                bounds=self.theta_bounds(), options={"ftol": 1e-11, "gtol": 1e-5, "maxiter": 500})
+            opt = sopt.minimize(
+                objective,
+                start if theta is None else theta,
+                method="L-BFGS-B",
+                jac="3-point",
+                bounds=self.theta_bounds(),
+                options={"ftol": 1e-11, "gtol": 1e-5, "maxiter": 500},
+            )
             if theta is None or opt.fun < value:
                 theta, value = np.asarray(opt.x), float(opt.fun)
                 converged, message = bool(opt.success), str(opt.message)
@@ -380,8 +398,9 @@ class CrossedLMM:
         theta = np.where(np.isfinite(lower) & (theta < 1e-6), 0.0, theta)
         return self.result_at(theta, reml, converged=converged, n_evaluations=counter["n"], message=message)
 
-    def result_at(self, theta: np.ndarray, reml: bool = True, *, converged: bool = True, n_evaluations: int = 0,
-                  message: str = "") -> EngineResult:
+    def result_at(
+        self, theta: np.ndarray, reml: bool = True, *, converged: bool = True, n_evaluations: int = 0, message: str = ""
+    ) -> EngineResult:
         """Fixed effects, their covariance and sigma at a given θ."""
         _, L = self._factor(theta)
         qr, p = self.q_rest, self.p
@@ -396,7 +415,18 @@ class CrossedLMM:
         for g, th in zip(self.groups, self.split_theta(theta), strict=True):
             lam = _lambda_from_theta(th, g.q)
             covs.append(sigma2 * lam @ lam.T)
-        return EngineResult(theta=np.asarray(theta, dtype=float), beta=beta, vcov=vcov, sigma=float(np.sqrt(sigma2)),
-                            deviance=self.deviance(theta, reml), reml=reml, n_obs=self.n, n_fixed=p,
-                            covariances=covs, terms=self.groups, converged=converged, n_evaluations=n_evaluations,
-                            optimizer_message=message)
+        return EngineResult(
+            theta=np.asarray(theta, dtype=float),
+            beta=beta,
+            vcov=vcov,
+            sigma=float(np.sqrt(sigma2)),
+            deviance=self.deviance(theta, reml),
+            reml=reml,
+            n_obs=self.n,
+            n_fixed=p,
+            covariances=covs,
+            terms=self.groups,
+            converged=converged,
+            n_evaluations=n_evaluations,
+            optimizer_message=message,
+        )

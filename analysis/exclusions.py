@@ -64,8 +64,11 @@ def _unusable(df: pd.DataFrame) -> tuple[pd.Series, str]:
     non_numeric = int(problems.get("non_numeric_response", 0))
     infinite = ~np.isfinite(df["response"]) & df["response"].notna()
     missing = int(df["response"].isna().sum()) - non_numeric
-    for n, what in ((non_numeric, "with a non-numeric response"), (int(infinite.sum()), "with an infinite response"),
-                    (missing, "with a missing response")):
+    for n, what in (
+        (non_numeric, "with a non-numeric response"),
+        (int(infinite.sum()), "with an infinite response"),
+        (missing, "with a missing response"),
+    ):
         if n > 0:
             reasons.append(f"{n} {what}")
     bad |= df["response"].isna() | infinite
@@ -77,12 +80,21 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
     """Apply each rule in turn; every step is recorded even when it removes nobody."""
     rules = rules or ExclusionRules()
     df = ratings
-    flow = [{"step": "export", "rule": "all rows in the export", "participants_excluded": 0, "ratings_excluded": 0,
-             "participants_remaining": df["participant"].nunique(), "ratings_remaining": len(df)}]
+    flow = [
+        {
+            "step": "export",
+            "rule": "all rows in the export",
+            "participants_excluded": 0,
+            "ratings_excluded": 0,
+            "participants_remaining": df["participant"].nunique(),
+            "ratings_remaining": len(df),
+        }
+    ]
     excluded: list[dict[str, str]] = []
 
-    def drop_participants(current: pd.DataFrame, who: pd.Series, details: pd.Series, step: str,
-                          rule: str) -> pd.DataFrame:
+    def drop_participants(
+        current: pd.DataFrame, who: pd.Series, details: pd.Series, step: str, rule: str
+    ) -> pd.DataFrame:
         who = who[who]
         for pid, detail in zip(who.index, details.reindex(who.index).astype(str), strict=True):
             excluded.append({"participant": pid, "step": step, "rule": rule, "detail": detail})
@@ -106,8 +118,13 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
             failed = (~checks["attention_passed"].astype(bool)).groupby(checks["participant"]).sum()
             failed = failed.reindex(df["participant"].unique(), fill_value=0)
             details = failed.map(lambda n: f"{n} failed attention check(s)")
-            df = drop_participants(df, failed >= rules.max_failed_attention, details, "attention",
-                                   f"failed ≥ {rules.max_failed_attention} attention check(s)")
+            df = drop_participants(
+                df,
+                failed >= rules.max_failed_attention,
+                details,
+                "attention",
+                f"failed ≥ {rules.max_failed_attention} attention check(s)",
+            )
         after = df[~df["is_attention_check"].astype(bool)]
         flow.append(_flow_row("attention_rows", "attention-check trials removed from the ratings", df, after))
         df = after
@@ -115,27 +132,46 @@ def apply_exclusions(ratings: pd.DataFrame, rules: ExclusionRules | None = None)
     if rules.require_completed_status and "participant_status" in df.columns:
         status = df.groupby("participant")["participant_status"].first().astype(str).str.lower()
         details = status.map(lambda s: f"participant_status {s}")
-        df = drop_participants(df, ~status.isin(COMPLETED_STATUSES), details, "status",
-                               "session not completed (participant_status is not completed)")
+        df = drop_participants(
+            df,
+            ~status.isin(COMPLETED_STATUSES),
+            details,
+            "status",
+            "session not completed (participant_status is not completed)",
+        )
 
     if rules.min_completion is not None and not df.empty:
         counts = df.groupby("participant").size()
         modal = counts.mode().max()
         details = counts.map(lambda n: f"{n} of {modal} ratings")
-        df = drop_participants(df, counts < rules.min_completion * modal, details, "incomplete",
-                               f"fewer than {rules.min_completion:.0%} of the modal {modal} ratings")
+        df = drop_participants(
+            df,
+            counts < rules.min_completion * modal,
+            details,
+            "incomplete",
+            f"fewer than {rules.min_completion:.0%} of the modal {modal} ratings",
+        )
 
     if rules.min_median_rt_ms is not None and not df.empty:
         median_rt = df.groupby("participant")["rt_ms"].median()
         details = median_rt.map(lambda v: f"median rt {v:.0f} ms")
-        df = drop_participants(df, median_rt < rules.min_median_rt_ms, details, "fast",
-                               f"median rt below {rules.min_median_rt_ms:.0f} ms")
+        df = drop_participants(
+            df, median_rt < rules.min_median_rt_ms, details, "fast", f"median rt below {rules.min_median_rt_ms:.0f} ms"
+        )
 
     if rules.min_response_sd is not None and not df.empty:
         sd = df.groupby(["participant", "dimension"])["response"].std(ddof=0).groupby(level=0).min()
         details = sd.map(lambda v: f"min response SD {v:.2f}")
-        df = drop_participants(df, sd <= rules.min_response_sd, details, "straightline",
-                               f"response SD ≤ {rules.min_response_sd} in a dimension")
+        df = drop_participants(
+            df,
+            sd <= rules.min_response_sd,
+            details,
+            "straightline",
+            f"response SD ≤ {rules.min_response_sd} in a dimension",
+        )
 
-    return ExclusionOutcome(ratings=df.reset_index(drop=True), flow=pd.DataFrame(flow),
-                            excluded=pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS))
+    return ExclusionOutcome(
+        ratings=df.reset_index(drop=True),
+        flow=pd.DataFrame(flow),
+        excluded=pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS),
+    )

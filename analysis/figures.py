@@ -38,8 +38,13 @@ def rating_distributions(ratings: pd.DataFrame, conditions: list[str]) -> str:
         sub = ratings[ratings["dimension"] == dim]
         for i, cond in enumerate(conditions):
             share = sub.loc[sub["condition"] == cond, "response"].value_counts(normalize=True)
-            ax.bar(values + (i - (len(conditions) - 1) / 2) * width, share.reindex(values, fill_value=0.0),
-                   width=width, label=cond, color=PALETTE[i % len(PALETTE)])
+            ax.bar(
+                values + (i - (len(conditions) - 1) / 2) * width,
+                share.reindex(values, fill_value=0.0),
+                width=width,
+                label=cond,
+                color=PALETTE[i % len(PALETTE)],
+            )
         ax.set_title(dim)
         ax.set_xlabel("response")
         ax.set_ylabel("share of ratings")
@@ -63,9 +68,15 @@ def dose_response(curves: dict[str, dict[str, pd.DataFrame]]) -> str:
                 ax.plot(curve["epsilon"], curve["estimate"], color=color, label=f"{key} dose model")
                 ax.fill_between(curve["epsilon"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.15)
         points = parts["points"]
-        ax.errorbar(points["epsilon"], points["emmean"],
-                    yerr=[points["emmean"] - points["ci_low"], points["ci_high"] - points["emmean"]],
-                    fmt="o", color="black", capsize=3, label="condition means (main model)")
+        ax.errorbar(
+            points["epsilon"],
+            points["emmean"],
+            yerr=[points["emmean"] - points["ci_low"], points["ci_high"] - points["emmean"]],
+            fmt="o",
+            color="black",
+            capsize=3,
+            label="condition means (main model)",
+        )
         ax.set_title(dim)
         ax.set_xlabel("perturbation strength ε")
         ax.set_ylabel("estimated mean rating")
@@ -80,8 +91,15 @@ def forest(table: pd.DataFrame, label: str, title: str, reference_line: float | 
     fig = Figure(figsize=(4.3, 0.28 * len(table) + 1.2))
     ax = fig.subplots()
     y = np.arange(len(table))[::-1]
-    ax.errorbar(table["estimate"], y, xerr=[table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]],
-                fmt="o", color=PALETTE[0], capsize=2, markersize=4)
+    ax.errorbar(
+        table["estimate"],
+        y,
+        xerr=[table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]],
+        fmt="o",
+        color=PALETTE[0],
+        capsize=2,
+        markersize=4,
+    )
     if reference_line is not None:
         ax.axvline(reference_line, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y)
@@ -91,15 +109,15 @@ def forest(table: pd.DataFrame, label: str, title: str, reference_line: float | 
     return to_data_uri(fig)
 
 
-def dimension_scatter(means: pd.DataFrame, conditions: pd.Series, first: str, second: str,
-                      order: list[str]) -> str:
+def dimension_scatter(means: pd.DataFrame, conditions: pd.Series, first: str, second: str, order: list[str]) -> str:
     """Stimulus means of two dimensions, coloured by condition (same colours as the distributions)."""
     fig = Figure(figsize=(5.2, 4.4))
     ax = fig.subplots()
     for i, cond in enumerate(order):
         idx = conditions.index[conditions == cond]
-        ax.scatter(means.loc[idx, first], means.loc[idx, second], s=12, alpha=0.7, label=cond,
-                   color=PALETTE[i % len(PALETTE)])
+        ax.scatter(
+            means.loc[idx, first], means.loc[idx, second], s=12, alpha=0.7, label=cond, color=PALETTE[i % len(PALETTE)]
+        )
     ax.set_xlabel(f"mean {first} per stimulus")
     ax.set_ylabel(f"mean {second} per stimulus")
     ax.legend(fontsize=8, frameon=False)
@@ -115,8 +133,15 @@ def power_plot(power: pd.DataFrame) -> str:
     for ax, term in zip(axes, terms, strict=True):
         sub = power[power["term"] == term]
         for i, (n_s, line) in enumerate(sub.groupby("n_stimuli")):
-            ax.errorbar(line["n_participants"], line["power"], yerr=1.96 * line["mc_se"], marker="o", capsize=2,
-                        label=f"{n_s} stimuli", color=PALETTE[i % len(PALETTE)])
+            ax.errorbar(
+                line["n_participants"],
+                line["power"],
+                yerr=1.96 * line["mc_se"],
+                marker="o",
+                capsize=2,
+                label=f"{n_s} stimuli",
+                color=PALETTE[i % len(PALETTE)],
+            )
         ax.axhline(0.8, color="grey", lw=0.8, ls="--")
         ax.set_ylim(0, 1.02)
         ax.set_title(term, fontsize=9)

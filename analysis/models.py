@@ -136,7 +136,8 @@ def _central_hessian(f, x: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, n
             e_j = np.zeros(k)
             e_j[j] = steps[j]
             H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)) / (
-                4 * steps[i] * steps[j])
+                4 * steps[i] * steps[j]
+            )
     return g, H
 
 
@@ -186,9 +187,16 @@ class RatingsFit:
                 x = np.append(self.result.theta, self.result.sigma)
                 steps = 1e-3 * np.maximum(np.abs(x), 0.1)
                 g, H = _central_hessian(lambda v: engine.varpar_deviance(v, reml), x, steps)
-                jac = np.stack([(engine.fixed_vcov(x + np.eye(len(x))[i] * steps[i])
-                                 - engine.fixed_vcov(x - np.eye(len(x))[i] * steps[i])) / (2 * steps[i])
-                                for i in range(len(x))])
+                jac = np.stack(
+                    [
+                        (
+                            engine.fixed_vcov(x + np.eye(len(x))[i] * steps[i])
+                            - engine.fixed_vcov(x - np.eye(len(x))[i] * steps[i])
+                        )
+                        / (2 * steps[i])
+                        for i in range(len(x))
+                    ]
+                )
             self._satterthwaite_parts = (x, g, H, jac)
         return self._satterthwaite_parts
 
@@ -218,8 +226,9 @@ class RatingsFit:
     @property
     def singular(self) -> bool:
         """lme4's isSingular: a variance (a diagonal element of a relative covariance factor) at ~0."""
-        lower = np.array([b[0] if b[0] is not None else -np.inf
-                          for b in (self.engine.theta_bounds() if self.engine else [])])
+        lower = np.array(
+            [b[0] if b[0] is not None else -np.inf for b in (self.engine.theta_bounds() if self.engine else [])]
+        )
         theta = self.result.theta
         return bool(len(lower) and np.any(np.isfinite(lower) & (theta[: len(lower)] < SINGULAR_TOLERANCE)))
 
@@ -235,8 +244,11 @@ class RatingsFit:
         if not self.result.converged:
             out.append(f"optimizer did not report convergence ({self.result.optimizer_message})")
         if self.singular:
-            zero = [row.group for row in self.variance_components().itertuples()
-                    if row.group != "Residual" and row.variance < 1e-10 * max(self.result.sigma**2, 1e-300)]
+            zero = [
+                row.group
+                for row in self.variance_components().itertuples()
+                if row.group != "Residual" and row.variance < 1e-10 * max(self.result.sigma**2, 1e-300)
+            ]
             detail = f" ({', '.join(zero)} variance estimated as 0)" if zero else ""
             return [*out, f"boundary (singular) fit: see help('isSingular'){detail}"]
         if self.engine is None:
@@ -249,8 +261,10 @@ class RatingsFit:
             scaled = _scaled_gradient(h_tt, grad)
             worst = np.minimum(np.abs(scaled), np.abs(grad))
             if worst.max() > GRADIENT_TOLERANCE:
-                out.append(f"Model failed to converge with max|grad| = {worst.max():.3g} "
-                           f"(tol = {GRADIENT_TOLERANCE}, component {int(worst.argmax()) + 1})")
+                out.append(
+                    f"Model failed to converge with max|grad| = {worst.max():.3g} "
+                    f"(tol = {GRADIENT_TOLERANCE}, component {int(worst.argmax()) + 1})"
+                )
         except np.linalg.LinAlgError:
             out.append("unable to evaluate scaled gradient")
         out.extend(_hessian_messages(h_tt))
@@ -271,8 +285,15 @@ class RatingsFit:
         se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))
         df = self.degrees_of_freedom(L)
         low, high = _ci(est, se, df, self.alpha)
-        return {"estimate": est, "std_error": se, "df": df, "ci_low": low, "ci_high": high,
-                "statistic": est / se, "p_value": _p_value(est / se, df)}
+        return {
+            "estimate": est,
+            "std_error": se,
+            "df": df,
+            "ci_low": low,
+            "ci_high": high,
+            "statistic": est / se,
+            "p_value": _p_value(est / se, df),
+        }
 
     # -- coefficients --------------------------------------------------------------------------
     @property
@@ -298,8 +319,12 @@ class RatingsFit:
     def to_frame(self) -> pd.DataFrame:
         """Fixed effects: term, estimate, std_error, ci_low, ci_high, p_value, df, statistic (t; z when df = inf)."""
         inf = self._inference(np.eye(len(self.term_names)))
-        return pd.DataFrame({"term": self.term_names, **{k: inf[k] for k in (
-            "estimate", "std_error", "ci_low", "ci_high", "p_value", "df", "statistic")}})
+        return pd.DataFrame(
+            {
+                "term": self.term_names,
+                **{k: inf[k] for k in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "df", "statistic")},
+            }
+        )
 
     def variance_components(self) -> pd.DataFrame:
         """One row per variance (lme4's VarCorr): group, name, variance, sd; slopes named ``group name``."""
@@ -319,8 +344,14 @@ class RatingsFit:
             for i in range(design.q):
                 for j in range(i):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
-                    rows.append({"group": design.term.group, "name_1": design.column_names[j],
-                                 "name_2": design.column_names[i], "correlation": corr})
+                    rows.append(
+                        {
+                            "group": design.term.group,
+                            "name_1": design.column_names[j],
+                            "name_2": design.column_names[i],
+                            "correlation": corr,
+                        }
+                    )
         return pd.DataFrame(rows, columns=["group", "name_1", "name_2", "correlation"])
 
     def total_variance(self) -> float:
@@ -343,8 +374,11 @@ class RatingsFit:
         """Rows L with Lβ = the mean prediction when every rating is set to one level (observed weights)."""
         if factor not in self.data.columns:
             raise RatingsError(f"model has no variable {factor!r}")
-        levels = list(self.data[factor].cat.categories) if isinstance(self.data[factor].dtype, pd.CategoricalDtype) \
+        levels = (
+            list(self.data[factor].cat.categories)
+            if isinstance(self.data[factor].dtype, pd.CategoricalDtype)
             else sorted(self.data[factor].unique())
+        )
         categorical = isinstance(self.data[factor].dtype, pd.CategoricalDtype)
         slices = [sl for name, sl in self.design_info.term_name_slices.items() if factor in name]
         if len(slices) == 1 and not any(factor in n and ":" in n for n in self.design_info.term_names):
@@ -358,8 +392,9 @@ class RatingsFit:
         rows = []
         for level in levels:
             counterfactual = self.data.copy()
-            counterfactual[factor] = pd.Categorical([level] * len(counterfactual), categories=levels) \
-                if categorical else level
+            counterfactual[factor] = (
+                pd.Categorical([level] * len(counterfactual), categories=levels) if categorical else level
+            )
             (X,) = patsy.build_design_matrices([self.design_info], counterfactual)
             rows.append(np.asarray(X).mean(axis=0))
         return [str(v) for v in levels], np.vstack(rows)
@@ -368,8 +403,16 @@ class RatingsFit:
         """Estimated marginal means per level with Wald CIs."""
         levels, L = self._contrast_rows(factor)
         inf = self._inference(L)
-        return pd.DataFrame({factor: levels, "emmean": inf["estimate"], "std_error": inf["std_error"],
-                             "df": inf["df"], "ci_low": inf["ci_low"], "ci_high": inf["ci_high"]})
+        return pd.DataFrame(
+            {
+                factor: levels,
+                "emmean": inf["estimate"],
+                "std_error": inf["std_error"],
+                "df": inf["df"],
+                "ci_low": inf["ci_low"],
+                "ci_high": inf["ci_high"],
+            }
+        )
 
     def contrasts(self, factor: str = "condition", reference: str = REFERENCE_CONDITION) -> pd.DataFrame:
         """Every level minus the reference, Wald z tests with Holm's step-down adjustment."""
@@ -382,10 +425,19 @@ class RatingsFit:
         inf = self._inference(D)
         p = inf["p_value"]
         holm = multipletests(p, method="holm")[1] if len(p) else p
-        return pd.DataFrame({"contrast": [f"{lv} - {reference}" for lv in others], "estimate": inf["estimate"],
-                             "std_error": inf["std_error"], "df": inf["df"], "ci_low": inf["ci_low"],
-                             "ci_high": inf["ci_high"], "p_value": p, "p_holm": holm,
-                             "d": inf["estimate"] / np.sqrt(self.total_variance())})
+        return pd.DataFrame(
+            {
+                "contrast": [f"{lv} - {reference}" for lv in others],
+                "estimate": inf["estimate"],
+                "std_error": inf["std_error"],
+                "df": inf["df"],
+                "ci_low": inf["ci_low"],
+                "ci_high": inf["ci_high"],
+                "p_value": p,
+                "p_holm": holm,
+                "d": inf["estimate"] / np.sqrt(self.total_variance()),
+            }
+        )
 
     def icc(self) -> dict[str, float]:
         """Shares of rating variance due to participants and to stimuli (random intercepts)."""
@@ -417,11 +469,15 @@ class RatingsFit:
             self.variance_components().to_string(index=False, float_format=lambda v: f"{v:.5f}"),
             f"Number of obs: {r.n_obs}, groups: {groups}",
             "",
-            {"satterthwaite": "Fixed effects (t tests, Satterthwaite df):",
-             "kenward-roger": "Fixed effects (t tests, Kenward-Roger adjusted SEs and df):"}.get(
-                self.df_method if self.engine is not None else "", "Fixed effects (Wald z, normal reference):"),
-            self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.5f}",
-                                      formatters={"p_value": lambda v: f"{v:.3g}", "df": lambda v: f"{v:.1f}"}),
+            {
+                "satterthwaite": "Fixed effects (t tests, Satterthwaite df):",
+                "kenward-roger": "Fixed effects (t tests, Kenward-Roger adjusted SEs and df):",
+            }.get(self.df_method if self.engine is not None else "", "Fixed effects (Wald z, normal reference):"),
+            self.to_frame().to_string(
+                index=False,
+                float_format=lambda v: f"{v:.5f}",
+                formatters={"p_value": lambda v: f"{v:.3g}", "df": lambda v: f"{v:.1f}"},
+            ),
         ]
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
@@ -452,8 +508,9 @@ def _group_design(data: pd.DataFrame, term: RandomTerm) -> GroupDesign:
     else:
         Z = patsy.dmatrix(term.expr, data, return_type="dataframe", NA_action="raise")
         columns, names = Z.to_numpy(dtype=float), list(Z.columns)
-    return GroupDesign(term=term, codes=codes.astype(np.intp), levels=np.asarray(levels), columns=columns,
-                       column_names=names)
+    return GroupDesign(
+        term=term, codes=codes.astype(np.intp), levels=np.asarray(levels), columns=columns, column_names=names
+    )
 
 
 def prepare_model_data(ratings: pd.DataFrame, *, dimension: str | None, reference: str) -> pd.DataFrame:
@@ -467,8 +524,9 @@ def prepare_model_data(ratings: pd.DataFrame, *, dimension: str | None, referenc
         raise RatingsError("ratings span several dimensions; pass dimension=…")
     data = data.reset_index(drop=True).copy()
     if "condition" in data.columns:
-        data["condition"] = pd.Categorical(data["condition"].astype(str),
-                                           categories=conditions_in_order(data, reference))
+        data["condition"] = pd.Categorical(
+            data["condition"].astype(str), categories=conditions_in_order(data, reference)
+        )
     return data
 
 
@@ -515,9 +573,20 @@ def fit_ratings(
     with single_threaded_blas():  # small dense factorisations: BLAS threads only add contention
         engine = CrossedLMM(y.to_numpy(dtype=float).ravel(), X.to_numpy(dtype=float), groups)
         result = engine.fit(reml=reml, theta0=theta0, initial_step=initial_step)
-    return RatingsFit(formula=formula, name=name, dimension=dimension, result=result, term_names=list(X.columns),
-                      design_info=X.design_info, data=data, random_terms=random_terms, alpha=alpha,
-                      x_mean=X.to_numpy(dtype=float).mean(axis=0), engine=engine, df_method=df_method)
+    return RatingsFit(
+        formula=formula,
+        name=name,
+        dimension=dimension,
+        result=result,
+        term_names=list(X.columns),
+        design_info=X.design_info,
+        data=data,
+        random_terms=random_terms,
+        alpha=alpha,
+        x_mean=X.to_numpy(dtype=float).mean(axis=0),
+        engine=engine,
+        df_method=df_method,
+    )
 
 
 @dataclass(frozen=True)
@@ -536,8 +605,14 @@ class LikelihoodRatioTest:
         return self.__dict__.copy()
 
 
-def likelihood_ratio_test(ratings: pd.DataFrame, formula: str = DEFAULT_FORMULA, null_formula: str | None = None, *,
-                          dimension: str | None = None, reference: str = REFERENCE_CONDITION) -> LikelihoodRatioTest:
+def likelihood_ratio_test(
+    ratings: pd.DataFrame,
+    formula: str = DEFAULT_FORMULA,
+    null_formula: str | None = None,
+    *,
+    dimension: str | None = None,
+    reference: str = REFERENCE_CONDITION,
+) -> LikelihoodRatioTest:
     """Compare ``formula`` with ``null_formula`` (default: intercept only, same random terms) by ML."""
     if null_formula is None:
         _, random_terms = parse_formula(formula)
@@ -549,5 +624,12 @@ def likelihood_ratio_test(ratings: pd.DataFrame, formula: str = DEFAULT_FORMULA,
         raise ModelFitError("nested models were fitted to different rows (missing covariates?)")
     df = full.result.n_params - null.result.n_params
     stat = max(0.0, 2 * (full.loglik - null.loglik))
-    return LikelihoodRatioTest(model=formula, null=null_formula, loglik_model=full.loglik, loglik_null=null.loglik,
-                               df=df, statistic=stat, p_value=float(stats.chi2.sf(stat, df)))
+    return LikelihoodRatioTest(
+        model=formula,
+        null=null_formula,
+        loglik_model=full.loglik,
+        loglik_null=null.loglik,
+        df=df,
+        statistic=stat,
+        p_value=float(stats.chi2.sf(stat, df)),
+    )

@@ -32,12 +32,17 @@ class PopulationModel:
         """Use a fitted main model's estimates as the truth (a 'post hoc' design analysis)."""
         params = fit.params
         prefix = "condition[T."
-        effects = {t[len(prefix):-1]: float(v) for t, v in params.items() if t.startswith(prefix)}
+        effects = {t[len(prefix) : -1]: float(v) for t, v in params.items() if t.startswith(prefix)}
         vc = fit.variance_components().set_index("group")["sd"]
         conditions = (reference, *effects)
-        return cls(effects=effects, intercept=float(params.get("Intercept", 0.0)),
-                   sd_participant=float(vc.get("participant", 0.0)), sd_stimulus=float(vc.get("stimulus", 0.0)),
-                   sd_residual=float(vc["Residual"]), conditions=conditions)
+        return cls(
+            effects=effects,
+            intercept=float(params.get("Intercept", 0.0)),
+            sd_participant=float(vc.get("participant", 0.0)),
+            sd_stimulus=float(vc.get("stimulus", 0.0)),
+            sd_residual=float(vc["Residual"]),
+            conditions=conditions,
+        )
 
 
 class SimulatedStudy:
@@ -56,10 +61,16 @@ class SimulatedStudy:
         self.terms = [f"condition[T.{c}]" for c in design.conditions[1:]]
         self.truth = np.array([population.intercept, *(population.effects.get(c, 0.0) for c in design.conditions[1:])])
         groups = [
-            GroupDesign(RandomTerm("participant"), self.participant, np.arange(design.n_participants), np.ones((n, 1)),
-                        ["Intercept"]),
-            GroupDesign(RandomTerm("stimulus"), self.stimulus, np.arange(design.n_stimuli), np.ones((n, 1)),
-                        ["Intercept"]),
+            GroupDesign(
+                RandomTerm("participant"),
+                self.participant,
+                np.arange(design.n_participants),
+                np.ones((n, 1)),
+                ["Intercept"],
+            ),
+            GroupDesign(
+                RandomTerm("stimulus"), self.stimulus, np.arange(design.n_stimuli), np.ones((n, 1)), ["Intercept"]
+            ),
         ]
         self.X = X
         self.engine = CrossedLMM(self.draw(), X, groups)
@@ -80,8 +91,9 @@ class SimulatedStudy:
         return result.beta, np.sqrt(np.diag(result.vcov))
 
 
-def simulate_estimates(design: CrossedDesign, population: PopulationModel, *, n_sims: int, seed: int = 0,
-                       progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def simulate_estimates(
+    design: CrossedDesign, population: PopulationModel, *, n_sims: int, seed: int = 0, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Estimates, SEs (n_sims x p), the true β and the term names."""
     with single_threaded_blas():
         study = SimulatedStudy(design, population, seed=seed)
@@ -91,9 +103,17 @@ def simulate_estimates(design: CrossedDesign, population: PopulationModel, *, n_
     return est, se, study.truth, ["Intercept", *study.terms]
 
 
-def power_curve(population: PopulationModel, *, participants: Sequence[int], stimuli: Sequence[int],
-                ratings_per_participant: int, n_sims: int = 200, alpha: float = 0.05, seed: int = 0,
-                progress: bool = True) -> pd.DataFrame:
+def power_curve(
+    population: PopulationModel,
+    *,
+    participants: Sequence[int],
+    stimuli: Sequence[int],
+    ratings_per_participant: int,
+    n_sims: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Power of each condition-vs-reference Wald test over a grid of participant and stimulus numbers."""
     rows = []
     grid = [(n_p, n_s) for n_p in participants for n_s in stimuli]
@@ -103,8 +123,16 @@ def power_curve(population: PopulationModel, *, participants: Sequence[int], sti
         est, se, _, names = simulate_estimates(design, population, n_sims=n_sims, seed=seed + cell)
         for j, term in enumerate(names[1:], start=1):
             power = float(np.mean(np.abs(est[:, j] / se[:, j]) > crit))
-            rows.append({"n_participants": n_p, "n_stimuli": n_s,
-                         "ratings_per_participant": design.ratings_per_participant,
-                         "term": term, "effect": population.effects.get(term[len("condition[T."):-1], 0.0),
-                         "power": power, "mc_se": float(np.sqrt(power * (1 - power) / n_sims)), "n_sims": n_sims})
+            rows.append(
+                {
+                    "n_participants": n_p,
+                    "n_stimuli": n_s,
+                    "ratings_per_participant": design.ratings_per_participant,
+                    "term": term,
+                    "effect": population.effects.get(term[len("condition[T.") : -1], 0.0),
+                    "power": power,
+                    "mc_se": float(np.sqrt(power * (1 - power) / n_sims)),
+                    "n_sims": n_sims,
+                }
+            )
     return pd.DataFrame(rows)

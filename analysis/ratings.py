@@ -72,13 +72,16 @@ def check_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     Rows are not dropped here: the exclusion flow's first step removes unusable rows and says how many
     (``attrs["input_problems"]`` carries what only the raw values show, e.g. non-numeric responses).
     """
-    df = ratings.rename(columns={old: new for old, new in LEGACY_NAMES.items()
-                                 if old in ratings.columns and new not in ratings.columns})
+    df = ratings.rename(
+        columns={old: new for old, new in LEGACY_NAMES.items() if old in ratings.columns and new not in ratings.columns}
+    )
     if "schema_version" in df.columns:
         versions = pd.to_numeric(df["schema_version"], errors="coerce").dropna()
         if len(versions) and versions.max() > SCHEMA_VERSION:
-            raise RatingsError(f"export written with ratings schema {int(versions.max())}; this analysis reads "
-                               f"schema ≤ {SCHEMA_VERSION} (update the package)")
+            raise RatingsError(
+                f"export written with ratings schema {int(versions.max())}; this analysis reads "
+                f"schema ≤ {SCHEMA_VERSION} (update the package)"
+            )
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise MissingColumnsError(missing)

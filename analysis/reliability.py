@@ -32,12 +32,21 @@ def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> 
     arr = np.asarray(values)
     if arr.size == 0:
         return {"split_half": np.nan, "split_half_low": np.nan, "split_half_high": np.nan}
-    return {"split_half": float(arr.mean()), "split_half_low": float(np.quantile(arr, 0.025)),
-            "split_half_high": float(np.quantile(arr, 0.975))}
+    return {
+        "split_half": float(arr.mean()),
+        "split_half_low": float(np.quantile(arr, 0.025)),
+        "split_half_high": float(np.quantile(arr, 0.975)),
+    }
 
 
-def krippendorff_alpha(ratings: pd.DataFrame, *, level: str = "interval", unit: str = "stimulus",
-                       coder: str = "participant", value: str = "response") -> float:
+def krippendorff_alpha(
+    ratings: pd.DataFrame,
+    *,
+    level: str = "interval",
+    unit: str = "stimulus",
+    coder: str = "participant",
+    value: str = "response",
+) -> float:
     """Krippendorff's alpha; handles missing ratings (incomplete designs). Memory is linear in the ratings.
 
     With o_ck = Σ_u n_uc (n_uk - [c = k]) / (m_u - 1) the coincidences, the disagreements Σ o_ck δ_ck and
@@ -96,12 +105,21 @@ def dimension_correlation(ratings: pd.DataFrame, first: str = "artistry", second
     r, p = stats.pearsonr(pair[first], pair[second])
     z, half = np.arctanh(r), stats.norm.ppf(0.975) / np.sqrt(n - 3)
     rho = stats.spearmanr(pair[first], pair[second])[0]
-    return {"first": first, "second": second, "n_stimuli": n, "pearson_r": float(r), "ci_low": float(np.tanh(z - half)),
-            "ci_high": float(np.tanh(z + half)), "p_value": float(p), "spearman_rho": float(rho)}
+    return {
+        "first": first,
+        "second": second,
+        "n_stimuli": n,
+        "pearson_r": float(r),
+        "ci_low": float(np.tanh(z - half)),
+        "ci_high": float(np.tanh(z + half)),
+        "p_value": float(p),
+        "spearman_rho": float(rho),
+    }
 
 
-def reliability_table(ratings: pd.DataFrame, iccs: dict[str, dict[str, float]], *, n_splits: int = 100,
-                      seed: int = 0) -> pd.DataFrame:
+def reliability_table(
+    ratings: pd.DataFrame, iccs: dict[str, dict[str, float]], *, n_splits: int = 100, seed: int = 0
+) -> pd.DataFrame:
     """One row per dimension: model ICCs, reliability of stimulus means, split-half, alpha (interval, ordinal)."""
     rows = []
     for dim, sub in ratings.groupby("dimension", sort=True):
@@ -112,11 +130,16 @@ def reliability_table(ratings: pd.DataFrame, iccs: dict[str, dict[str, float]], 
         # Reliability of a stimulus mean over k raters, the "ICC(k)" of the design:
         # sigma²_s / (sigma²_s + (sigma²_p + sigma²_e)/k).
         mean_rel = icc_s / (icc_s + (icc_p + resid_share) / per_stimulus) if np.isfinite(icc_s) else np.nan
-        rows.append({
-            "dimension": dim, "icc_participant": icc_p, "icc_stimulus": icc_s,
-            "ratings_per_stimulus": per_stimulus, "stimulus_mean_reliability": mean_rel,
-            **split_half(sub, n_splits=n_splits, seed=seed),
-            "alpha_interval": krippendorff_alpha(sub, level="interval"),
-            "alpha_ordinal": krippendorff_alpha(sub, level="ordinal"),
-        })
+        rows.append(
+            {
+                "dimension": dim,
+                "icc_participant": icc_p,
+                "icc_stimulus": icc_s,
+                "ratings_per_stimulus": per_stimulus,
+                "stimulus_mean_reliability": mean_rel,
+                **split_half(sub, n_splits=n_splits, seed=seed),
+                "alpha_interval": krippendorff_alpha(sub, level="interval"),
+                "alpha_ordinal": krippendorff_alpha(sub, level="ordinal"),
+            }
+        )
     return pd.DataFrame(rows)

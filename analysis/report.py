@@ -66,8 +66,14 @@ class Timings:
             yield
         finally:
             # CPU seconds beside wall seconds: on a shared machine the wall time also counts other people's work.
-            self.rows.append({"section": name, "dimension": dimension, "seconds": time.perf_counter() - start,
-                              "cpu_seconds": time.process_time() - cpu})
+            self.rows.append(
+                {
+                    "section": name,
+                    "dimension": dimension,
+                    "seconds": time.perf_counter() - start,
+                    "cpu_seconds": time.process_time() - cpu,
+                }
+            )
             if self.bar is not None:
                 self.bar.update(1)
 
@@ -134,19 +140,27 @@ class StudyAnalysis:
         return [*self.skipped, *(s for a in self.dimensions.values() for s in a.skipped)]
 
     def fixed_effects(self) -> pd.DataFrame:
-        frames = [a.frames[name].assign(dimension=dim, model=name)
-                  for dim, a in self.dimensions.items() for name in a.fits]
+        frames = [
+            a.frames[name].assign(dimension=dim, model=name) for dim, a in self.dimensions.items() for name in a.fits
+        ]
         return pd.concat(frames, ignore_index=True)[FIXED_COLUMNS] if frames else pd.DataFrame(columns=FIXED_COLUMNS)
 
     def variance_components(self) -> pd.DataFrame:
-        frames = [fit.variance_components().assign(dimension=dim, model=name, reml_loglik=fit.loglik)
-                  for dim, a in self.dimensions.items() for name, fit in a.fits.items()]
-        return pd.concat(frames, ignore_index=True)[VARIANCE_COLUMNS] if frames else \
-            pd.DataFrame(columns=VARIANCE_COLUMNS)
+        frames = [
+            fit.variance_components().assign(dimension=dim, model=name, reml_loglik=fit.loglik)
+            for dim, a in self.dimensions.items()
+            for name, fit in a.fits.items()
+        ]
+        return (
+            pd.concat(frames, ignore_index=True)[VARIANCE_COLUMNS] if frames else pd.DataFrame(columns=VARIANCE_COLUMNS)
+        )
 
     def table(self, attribute: str) -> pd.DataFrame:
-        frames = [getattr(a, attribute).assign(dimension=dim) for dim, a in self.dimensions.items()
-                  if getattr(a, attribute) is not None]
+        frames = [
+            getattr(a, attribute).assign(dimension=dim)
+            for dim, a in self.dimensions.items()
+            if getattr(a, attribute) is not None
+        ]
         if not frames:
             return pd.DataFrame()
         frame = pd.concat(frames, ignore_index=True)
@@ -167,8 +181,10 @@ def main_model_problem(data: pd.DataFrame) -> str | None:
     if data.empty:
         return "no ratings remain after exclusions"
     if n_participants < 2:
-        return (f"only {n_participants} participant remains after exclusions, so the participant variance cannot "
-                "be estimated")
+        return (
+            f"only {n_participants} participant remains after exclusions, so the participant variance cannot "
+            "be estimated"
+        )
     if n_stimuli < 2:
         return f"only {n_stimuli} stimulus was rated, so the stimulus variance cannot be estimated"
     conditions = data["condition"].unique()
@@ -183,8 +199,10 @@ def _network_term_problem(data: pd.DataFrame) -> str | None:
         return "the export has no network column (it needs ratings schema 2)"
     per_condition = data.groupby("condition")["network"].nunique()
     if per_condition.max() < 2:
-        return ("every condition was rendered by a single network, so network variance cannot be told apart from "
-                "the condition effects (render draws > 1 to generalise over networks)")
+        return (
+            "every condition was rendered by a single network, so network variance cannot be told apart from "
+            "the condition effects (render draws > 1 to generalise over networks)"
+        )
     return None
 
 
@@ -212,8 +230,15 @@ def _likelihood_ratio(main: RatingsFit, *, random: str) -> LikelihoodRatioTest:
         null = CrossedLMM(engine.y, np.ones((engine.n, 1)), engine.groups).fit(reml=False, **warm_start(main))
     df = full.n_params - null.n_params
     stat = max(0.0, 2 * (full.loglik - null.loglik))
-    return LikelihoodRatioTest(model=main.formula, null=f"response ~ 1 + {random}", loglik_model=full.loglik,
-                               loglik_null=null.loglik, df=df, statistic=stat, p_value=float(stats.chi2.sf(stat, df)))
+    return LikelihoodRatioTest(
+        model=main.formula,
+        null=f"response ~ 1 + {random}",
+        loglik_model=full.loglik,
+        loglik_null=null.loglik,
+        df=df,
+        statistic=stat,
+        p_value=float(stats.chi2.sf(stat, df)),
+    )
 
 
 def dose_rows(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str], str | None]:
@@ -225,8 +250,15 @@ def dose_rows(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str], s
     those is a dose of the same manipulation. With several multiplicative modes, the one with most ε levels is used.
     """
     if "perturbation_kind" not in data.columns or data["perturbation_kind"].isna().all():
-        return data.iloc[:0], [], [], ("the export has no perturbation_kind column (it needs ratings schema 2), so "
-                                       "multiplicative conditions cannot be told from the others")
+        return (
+            data.iloc[:0],
+            [],
+            [],
+            (
+                "the export has no perturbation_kind column (it needs ratings schema 2), so "
+                "multiplicative conditions cannot be told from the others"
+            ),
+        )
     columns = [c for c in ("perturbation_kind", "perturbation_mode", "latent", "epsilon") if c in data.columns]
     by_condition = data.groupby("condition")[columns].first()
     kind = by_condition["perturbation_kind"].astype(str)
@@ -257,10 +289,18 @@ def _slopes_start(main: RatingsFit) -> np.ndarray:
     return np.concatenate([theta_participant, np.maximum(main.result.theta[1:], 0.05)])
 
 
-def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str = REFERENCE_CONDITION,
-                      network: bool = False, slopes: bool = False, ordinal: bool = False,
-                      classes: bool | str = "auto", lrt: bool = True, timings: Timings | None = None
-                      ) -> DimensionAnalysis:
+def analyse_dimension(
+    ratings: pd.DataFrame,
+    dimension: str,
+    *,
+    reference: str = REFERENCE_CONDITION,
+    network: bool = False,
+    slopes: bool = False,
+    ordinal: bool = False,
+    classes: bool | str = "auto",
+    lrt: bool = True,
+    timings: Timings | None = None,
+) -> DimensionAnalysis:
     """Main model, its tests and tables, and the pre-specified variants for one dimension; never raises for data.
 
     ``classes``: "auto" fits the class model up to MAX_DEFAULT_CLASSES classes, True always, False never.
@@ -271,8 +311,9 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     used_reference = reference if reference in levels or not levels else levels[0]
     a = DimensionAnalysis(dimension=dimension, reference=used_reference)
     if used_reference != reference:
-        a.notes.append(f"{dimension}: there is no '{reference}' condition, so effects are relative to "
-                       f"'{used_reference}'.")
+        a.notes.append(
+            f"{dimension}: there is no '{reference}' condition, so effects are relative to '{used_reference}'."
+        )
     problem = main_model_problem(data)
     if problem:
         a.skip("every model", problem)
@@ -321,17 +362,28 @@ def analyse_dimension(ratings: pd.DataFrame, dimension: str, *, reference: str =
     if slopes:
         with timings.section("random slopes", dimension):
             try:
-                a.add("slopes", _fit(data, f"response ~ condition + (1 + condition | participant) + "
-                                           f"{random.split(' + ', 1)[1]}", dimension=dimension,
-                                     reference=used_reference, name="slopes", theta0=_slopes_start(main)))
+                a.add(
+                    "slopes",
+                    _fit(
+                        data,
+                        f"response ~ condition + (1 + condition | participant) + {random.split(' + ', 1)[1]}",
+                        dimension=dimension,
+                        reference=used_reference,
+                        name="slopes",
+                        theta0=_slopes_start(main),
+                    ),
+                )
             except FIT_ERRORS as exc:
                 a.skip("the random-slopes model", f"it could not be fitted ({_first_line(exc)})")
     if ordinal:
         with timings.section("ordinal model", dimension):
             n_levels = data["response"].nunique()
             if n_levels > MAX_ORDINAL_LEVELS:
-                a.skip("the ordinal model", f"the responses take {n_levels} distinct values (more than "
-                       f"{MAX_ORDINAL_LEVELS}: a slider, not ordered categories)")
+                a.skip(
+                    "the ordinal model",
+                    f"the responses take {n_levels} distinct values (more than "
+                    f"{MAX_ORDINAL_LEVELS}: a slider, not ordered categories)",
+                )
             else:
                 try:
                     table, notes = ordinal_analysis(data, dimension=dimension, reference=used_reference)
@@ -349,16 +401,27 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
         a.skip("the dose-response models", problem, plural=True)
         return
     if left_out:
-        a.notes.append(f"{a.dimension}: the dose models use {', '.join(used)} (one multiplicative perturbation at "
-                       f"several ε and the unperturbed baseline at ε = 0); {', '.join(left_out)} are other kinds of "
-                       "manipulation, whose ε is not a dose of the same perturbation, and are left out.")
+        a.notes.append(
+            f"{a.dimension}: the dose models use {', '.join(used)} (one multiplicative perturbation at "
+            f"several ε and the unperturbed baseline at ε = 0); {', '.join(left_out)} are other kinds of "
+            "manipulation, whose ε is not a dose of the same perturbation, and are left out."
+        )
     if a.emmeans is not None:
         a.dose_curves["points"] = a.emmeans[a.emmeans["condition"].isin(used)]
     grid = pd.DataFrame({"epsilon": np.linspace(dose["epsilon"].min(), dose["epsilon"].max(), 41)})
     n_eps = dose["epsilon"].nunique()
     try:
-        fit = a.add("dose_linear", _fit(dose, f"response ~ epsilon + {random}", dimension=a.dimension,
-                                        reference=a.reference, name="dose_linear", **warm))
+        fit = a.add(
+            "dose_linear",
+            _fit(
+                dose,
+                f"response ~ epsilon + {random}",
+                dimension=a.dimension,
+                reference=a.reference,
+                name="dose_linear",
+                **warm,
+            ),
+        )
         a.dose_curves["linear"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the linear dose model", f"it could not be fitted ({_first_line(exc)})")
@@ -367,20 +430,32 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
         return
     spline_df = min(3, n_eps - 2)
     try:
-        fit = a.add("dose_spline", _fit(dose, f"response ~ bs(epsilon, df={spline_df}, degree={min(2, spline_df)}) "
-                                              f"+ {random}", dimension=a.dimension, reference=a.reference,
-                                        name="dose_spline", **warm))
+        fit = a.add(
+            "dose_spline",
+            _fit(
+                dose,
+                f"response ~ bs(epsilon, df={spline_df}, degree={min(2, spline_df)}) + {random}",
+                dimension=a.dimension,
+                reference=a.reference,
+                name="dose_spline",
+                **warm,
+            ),
+        )
         a.dose_curves["spline"] = fit.predict_fixed(grid)
     except FIT_ERRORS as exc:
         a.skip("the spline dose model", f"it could not be fitted ({_first_line(exc)})")
 
 
-def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray],
-                 forced: bool) -> None:
+def _class_model(
+    a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray], forced: bool
+) -> None:
     n_classes = data["class_index"].nunique()
     if n_classes > MAX_DEFAULT_CLASSES and not forced:
-        a.skip("the class model", f"the stimuli come from {n_classes} image classes (more than {MAX_DEFAULT_CLASSES} "
-               "fixed effects; ask for it with classes=True or --classes)")
+        a.skip(
+            "the class model",
+            f"the stimuli come from {n_classes} image classes (more than {MAX_DEFAULT_CLASSES} "
+            "fixed effects; ask for it with classes=True or --classes)",
+        )
         return
     if n_classes < 2:
         a.skip("the class model", f"the stimuli come from {n_classes} image class(es)")
@@ -391,8 +466,17 @@ def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
     try:
         # A categorical column: patsy codes it directly instead of testing every one of the n values for NaN.
         classed = data.assign(class_index=pd.Categorical(data["class_index"]))
-        fit = a.add("class", _fit(classed, f"response ~ condition + C(class_index) + {random}", dimension=a.dimension,
-                                  reference=a.reference, name="class", **warm))
+        fit = a.add(
+            "class",
+            _fit(
+                classed,
+                f"response ~ condition + C(class_index) + {random}",
+                dimension=a.dimension,
+                reference=a.reference,
+                name="class",
+                **warm,
+            ),
+        )
         class_emm = fit.emmeans("class_index").rename(columns={"emmean": "estimate"})
         counts = data.groupby("class_index")["stimulus"].nunique()
         counts.index = counts.index.astype(str)
@@ -403,8 +487,11 @@ def _class_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
 
 
 def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray]) -> None:
-    descriptors = [c for c in DESCRIPTOR_COLUMNS if c in data.columns and pd.api.types.is_numeric_dtype(data[c])
-                   and data[c].notna().all() and data[c].std() > 0]
+    descriptors = [
+        c
+        for c in DESCRIPTOR_COLUMNS
+        if c in data.columns and pd.api.types.is_numeric_dtype(data[c]) and data[c].notna().all() and data[c].std() > 0
+    ]
     if not descriptors:
         present = [c for c in DESCRIPTOR_COLUMNS if c in data.columns]
         if present:
@@ -412,8 +499,17 @@ def _descriptor_model(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, 
         return
     covariates = " + ".join(f"standardize({c})" for c in descriptors)
     try:
-        a.add("descriptors", _fit(data, f"response ~ condition + {covariates} + {random}", dimension=a.dimension,
-                                  reference=a.reference, name="descriptors", **warm))
+        a.add(
+            "descriptors",
+            _fit(
+                data,
+                f"response ~ condition + {covariates} + {random}",
+                dimension=a.dimension,
+                reference=a.reference,
+                name="descriptors",
+                **warm,
+            ),
+        )
     except FIT_ERRORS as exc:
         a.skip("the descriptor model", f"it could not be fitted ({_first_line(exc)})")
 
@@ -431,28 +527,56 @@ def _power(analysis: StudyAnalysis, *, n_sims: int, seed: int, progress: bool) -
     per_participant = int(data.groupby("participant").size().median())
     try:
         population = PopulationModel.from_fit(a.main, reference=a.reference)
-        table = power_curve(population, participants=sorted({max(2, n_p // 2), n_p, 2 * n_p}), stimuli=[n_s],
-                            ratings_per_participant=per_participant, n_sims=n_sims, seed=seed, progress=progress)
+        table = power_curve(
+            population,
+            participants=sorted({max(2, n_p // 2), n_p, 2 * n_p}),
+            stimuli=[n_s],
+            ratings_per_participant=per_participant,
+            n_sims=n_sims,
+            seed=seed,
+            progress=progress,
+        )
     except FIT_ERRORS as exc:
-        analysis.skipped.append(f"The power analysis was skipped because the simulation failed "
-                                f"({_first_line(exc)}).")
+        analysis.skipped.append(f"The power analysis was skipped because the simulation failed ({_first_line(exc)}).")
         return None
     return table.assign(dimension=dim)
 
 
-def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules | None = None,
-                  dimensions: list[str] | None = None, reference: str = REFERENCE_CONDITION, network: bool = False,
-                  slopes: bool = False, ordinal: bool = False, classes: bool | str = "auto", lrt: bool = True,
-                  n_splits: int = 100, power: bool = False, power_sims: int = 200, seed: int = 0,
-                  progress: bool = False) -> StudyAnalysis:
+def analyse_study(
+    ratings: pd.DataFrame | str | Path,
+    *,
+    rules: ExclusionRules | None = None,
+    dimensions: list[str] | None = None,
+    reference: str = REFERENCE_CONDITION,
+    network: bool = False,
+    slopes: bool = False,
+    ordinal: bool = False,
+    classes: bool | str = "auto",
+    lrt: bool = True,
+    n_splits: int = 100,
+    power: bool = False,
+    power_sims: int = 200,
+    seed: int = 0,
+    progress: bool = False,
+) -> StudyAnalysis:
     """Run every analysis of the report; no files are written. Raises ReportError only when nothing can be done.
 
     The expensive parts are off unless asked for: ``slopes`` (by-participant random slopes), ``ordinal``,
     ``power`` (simulation); ``n_splits`` random splits for split-half reliability (0: none).
     """
     started = time.perf_counter()
-    options = {"network": network, "slopes": slopes, "ordinal": ordinal, "classes": classes, "lrt": lrt,
-               "n_splits": n_splits, "power": power, "power_sims": power_sims, "seed": seed, "reference": reference}
+    options = {
+        "network": network,
+        "slopes": slopes,
+        "ordinal": ordinal,
+        "classes": classes,
+        "lrt": lrt,
+        "n_splits": n_splits,
+        "power": power,
+        "power_sims": power_sims,
+        "seed": seed,
+        "reference": reference,
+    }
     timings = Timings()
     with timings.section("load and check"):
         try:
@@ -467,13 +591,23 @@ def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules |
     dims = dimensions or sorted(exported)
     unknown = [d for d in dims if d not in exported]
     if unknown:
-        raise ReportError(f"no ratings for dimension(s) {', '.join(unknown)}; the export has "
-                          f"{', '.join(sorted(exported)) or 'none'}")
-    analysis = StudyAnalysis(raw=raw, exclusions=outcome, rules=rules, dimensions={}, reliability=pd.DataFrame(),
-                             correlation={}, options=options, timings=timings)
+        raise ReportError(
+            f"no ratings for dimension(s) {', '.join(unknown)}; the export has {', '.join(sorted(exported)) or 'none'}"
+        )
+    analysis = StudyAnalysis(
+        raw=raw,
+        exclusions=outcome,
+        rules=rules,
+        dimensions={},
+        reliability=pd.DataFrame(),
+        correlation={},
+        options=options,
+        timings=timings,
+    )
     if kept.empty:
-        analysis.skipped.append("No model, reliability or correlation was computed because no ratings remain after "
-                                "the exclusions.")
+        analysis.skipped.append(
+            "No model, reliability or correlation was computed because no ratings remain after the exclusions."
+        )
     steps = len(dims) * (4 + lrt + bool(classes) + slopes + ordinal) + 2 + power
     with tqdm(total=steps, desc="report", disable=not progress) as bar:
         timings.bar = bar
@@ -481,20 +615,30 @@ def analyse_study(ratings: pd.DataFrame | str | Path, *, rules: ExclusionRules |
             if kept.empty:  # said once above, not once per dimension
                 analysis.dimensions[dim] = DimensionAnalysis(dimension=dim, reference=reference)
                 continue
-            analysis.dimensions[dim] = analyse_dimension(kept, dim, reference=reference, network=network,
-                                                         slopes=slopes, ordinal=ordinal, classes=classes, lrt=lrt,
-                                                         timings=timings)
+            analysis.dimensions[dim] = analyse_dimension(
+                kept,
+                dim,
+                reference=reference,
+                network=network,
+                slopes=slopes,
+                ordinal=ordinal,
+                classes=classes,
+                lrt=lrt,
+                timings=timings,
+            )
         if not kept.empty:
             with timings.section("reliability"):
                 iccs = {d: a.main.icc() for d, a in analysis.dimensions.items() if a.main is not None}
                 try:
-                    analysis.reliability = reliability_table(kept[kept["dimension"].isin(dims)], iccs,
-                                                             n_splits=n_splits, seed=seed)
+                    analysis.reliability = reliability_table(
+                        kept[kept["dimension"].isin(dims)], iccs, n_splits=n_splits, seed=seed
+                    )
                 except FIT_ERRORS as exc:
                     analysis.skipped.append(f"The reliability table was skipped because {_first_line(exc)}.")
             with timings.section("dimension correlation"):
-                first, second = ("artistry", "symbolism") if {"artistry", "symbolism"} <= set(dims) \
-                    else [*dims, None][:2]
+                first, second = (
+                    ("artistry", "symbolism") if {"artistry", "symbolism"} <= set(dims) else [*dims, None][:2]
+                )
                 analysis.correlation = dimension_correlation(kept, first, second) if second else {}
             if power:
                 with timings.section("power simulation"):
@@ -574,8 +718,12 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
-_RULE_NAMES = {"max_failed_attention": "attention checks", "min_median_rt_ms": "fast responders",
-               "min_response_sd": "straight-lining", "min_completion": "incomplete participants"}
+_RULE_NAMES = {
+    "max_failed_attention": "attention checks",
+    "min_median_rt_ms": "fast responders",
+    "min_response_sd": "straight-lining",
+    "min_completion": "incomplete participants",
+}
 
 
 def _exclusion_sentences(analysis: StudyAnalysis) -> list[str]:
@@ -604,17 +752,27 @@ def _variant_phrases(analysis: StudyAnalysis) -> list[str]:
     dose_sets = sorted({", ".join(a.dose_conditions) for a in analysis.dimensions.values() if "dose_linear" in a.fits})
     phrases = []
     if "dose_linear" in fitted:
-        phrases.append(f"treated perturbation strength ε as a linear dose{' and' if 'dose_spline' in fitted else ''}"
-                       f"{' as a quadratic B-spline' if 'dose_spline' in fitted else ''}, on the multiplicative "
-                       f"conditions and the unperturbed baseline only ({'; '.join(dose_sets)}), because ε measures "
-                       "a different manipulation in other kinds of perturbation")
+        phrases.append(
+            f"treated perturbation strength ε as a linear dose{' and' if 'dose_spline' in fitted else ''}"
+            f"{' as a quadratic B-spline' if 'dose_spline' in fitted else ''}, on the multiplicative "
+            f"conditions and the unperturbed baseline only ({'; '.join(dose_sets)}), because ε measures "
+            "a different manipulation in other kinds of perturbation"
+        )
     if "class" in fitted:
         phrases.append("added image class as a factor")
     if "descriptors" in fitted:
-        names = sorted({t[len("standardize("):-1] for a in analysis.dimensions.values() if "descriptors" in a.fits
-                        for t in a.fits["descriptors"].term_names if t.startswith("standardize(")})
-        phrases.append(f"added the stimulus descriptors {_join(names)} as z-scored covariates (SD with n - 1, as R's "
-                       "scale())")
+        names = sorted(
+            {
+                t[len("standardize(") : -1]
+                for a in analysis.dimensions.values()
+                if "descriptors" in a.fits
+                for t in a.fits["descriptors"].term_names
+                if t.startswith("standardize(")
+            }
+        )
+        phrases.append(
+            f"added the stimulus descriptors {_join(names)} as z-scored covariates (SD with n - 1, as R's scale())"
+        )
     if "slopes" in fitted:
         phrases.append("allowed by-participant random slopes for condition")
     return phrases
@@ -631,7 +789,8 @@ def methods_text(analysis: StudyAnalysis) -> str:
         sentences.append(
             f"Ratings of {_join(dims)} were analysed with a linear mixed model, {formula}, fitted by restricted "
             "maximum likelihood (the profiled REML deviance of lme4, computed by this package's engine), with "
-            f"'{reference}' as the reference level.")
+            f"'{reference}' as the reference level."
+        )
     fits = [(name, a.frames[name]) for a in analysis.dimensions.values() for name in a.fits]
     if fits:
         methods: dict[str, list[str]] = {}
@@ -639,40 +798,57 @@ def methods_text(analysis: StudyAnalysis) -> str:
             method = df_method(frame)
             if name not in methods.setdefault(method, []):
                 methods[method].append(name)
-        wording = {"Satterthwaite t": "t statistics with Satterthwaite degrees of freedom",
-                   "Wald z": "Wald z statistics"}
+        wording = {
+            "Satterthwaite t": "t statistics with Satterthwaite degrees of freedom",
+            "Wald z": "Wald z statistics",
+        }
         described = [f"{wording[m]} for the {_join(names)} model(s)" for m, names in methods.items()]
         sentences.append(f"Confidence intervals and p-values use {'; '.join(described)}.")
     if any("(1 | network)" in a.main.formula for a in analysis.dimensions.values() if a.main is not None):
-        sentences.append("A random intercept for the network that rendered each image, (1 | network), lets the "
-                         "condition effects generalise over perturbation draws; its variance is reported with the "
-                         "other components.")
+        sentences.append(
+            "A random intercept for the network that rendered each image, (1 | network), lets the "
+            "condition effects generalise over perturbation draws; its variance is reported with the "
+            "other components."
+        )
     if any(a.contrasts is not None for a in analysis.dimensions.values()):
         sentences.append("Contrasts of each condition with the reference are Holm-adjusted.")
     if any(a.lrt is not None for a in analysis.dimensions.values()):
-        sentences.append("The omnibus effect of condition was tested with a likelihood-ratio test of "
-                         "maximum-likelihood fits against the intercept-only model.")
+        sentences.append(
+            "The omnibus effect of condition was tested with a likelihood-ratio test of "
+            "maximum-likelihood fits against the intercept-only model."
+        )
     if any(a.standardized is not None for a in analysis.dimensions.values()):
-        sentences.append("Standardised effects d divide the estimate by the square root of the summed variance "
-                         "components (Westfall, Kenny & Judd, 2014).")
+        sentences.append(
+            "Standardised effects d divide the estimate by the square root of the summed variance "
+            "components (Westfall, Kenny & Judd, 2014)."
+        )
     variants = _variant_phrases(analysis)
     if variants:
         sentences.append(f"Pre-specified variants {'; '.join(variants)}.")
     if any(a.ordinal is not None for a in analysis.dimensions.values()):
-        sentences.append("As an ordinal analysis we fitted a cumulative-logit mixed model with flexible thresholds "
-                         "and crossed random intercepts for participants and stimuli (Laplace approximation, as "
-                         "ordinal::clmm in R); its tests are Wald z.")
+        sentences.append(
+            "As an ordinal analysis we fitted a cumulative-logit mixed model with flexible thresholds "
+            "and crossed random intercepts for participants and stimuli (Laplace approximation, as "
+            "ordinal::clmm in R); its tests are Wald z."
+        )
     if not analysis.reliability.empty:
         n_splits = analysis.options.get("n_splits", 0)
-        split = (f"split-half reliability over {n_splits} random participant splits (Spearman-Brown corrected), "
-                 if n_splits else "")
-        sentences.append("Reliability was summarised by the intra-class correlations implied by the variance "
-                         f"components, the reliability of stimulus means, {split}and Krippendorff's alpha "
-                         "(interval and ordinal).")
+        split = (
+            f"split-half reliability over {n_splits} random participant splits (Spearman-Brown corrected), "
+            if n_splits
+            else ""
+        )
+        sentences.append(
+            "Reliability was summarised by the intra-class correlations implied by the variance "
+            f"components, the reliability of stimulus means, {split}and Krippendorff's alpha "
+            "(interval and ordinal)."
+        )
     if analysis.power is not None:
         dim = analysis.power["dimension"].iloc[0]
-        sentences.append(f"Power was estimated from {analysis.power['n_sims'].iloc[0]} simulated studies per design, "
-                         f"drawn from the main model of {dim} (Wald z tests, two-sided 5 % level).")
+        sentences.append(
+            f"Power was estimated from {analysis.power['n_sims'].iloc[0]} simulated studies per design, "
+            f"drawn from the main model of {dim} (Wald z tests, two-sided 5 % level)."
+        )
     skipped = analysis.all_skipped()
     if skipped:
         sentences.append("Not computed: " + " ".join(skipped))
@@ -694,26 +870,36 @@ def results_text(analysis: StudyAnalysis) -> str:
         sentence = f"For {dim}"
         if a.lrt is not None:
             verdict = "differed" if a.lrt.p_value < 0.05 else "did not differ reliably"
-            sentence += (f", ratings {verdict} between conditions (χ²({a.lrt.df}) = {a.lrt.statistic:.2f}, "
-                         f"p {format_p(a.lrt.p_value)})")
+            sentence += (
+                f", ratings {verdict} between conditions (χ²({a.lrt.df}) = {a.lrt.statistic:.2f}, "
+                f"p {format_p(a.lrt.p_value)})"
+            )
         sentence += "."
         if a.contrasts is not None and len(a.contrasts):
-            sentence += f" Relative to {a.reference}, " + "; ".join(
-                f"{row.contrast.split(' - ')[0]} changed ratings by b = {row.estimate:.2f}, 95% CI "
-                f"[{row.ci_low:.2f}, {row.ci_high:.2f}], d = {row.d:.2f}, p_Holm {format_p(row.p_holm)}"
-                for row in a.contrasts.itertuples()
-            ) + "."
+            sentence += (
+                f" Relative to {a.reference}, "
+                + "; ".join(
+                    f"{row.contrast.split(' - ')[0]} changed ratings by b = {row.estimate:.2f}, 95% CI "
+                    f"[{row.ci_low:.2f}, {row.ci_high:.2f}], d = {row.d:.2f}, p_Holm {format_p(row.p_holm)}"
+                    for row in a.contrasts.itertuples()
+                )
+                + "."
+            )
         icc = a.main.icc()
-        sentence += (f" Participants accounted for {icc.get('icc_participant', np.nan):.0%} and stimuli for "
-                     f"{icc.get('icc_stimulus', np.nan):.0%} of the rating variance")
+        sentence += (
+            f" Participants accounted for {icc.get('icc_participant', np.nan):.0%} and stimuli for "
+            f"{icc.get('icc_stimulus', np.nan):.0%} of the rating variance"
+        )
         if "icc_network" in icc:
             sentence += f", networks for {icc['icc_network']:.0%}"
         if reliability is not None and dim in reliability.index:
             rel = reliability.loc[dim]
-            sentence += (f"; the reliability of stimulus means was {rel['stimulus_mean_reliability']:.2f} "
-                         + (f"(split-half {rel['split_half']:.2f}; " if np.isfinite(rel["split_half"]) else "(")
-                         + f"Krippendorff's \u03b1 interval {rel['alpha_interval']:.2f}, ordinal "
-                         f"{rel['alpha_ordinal']:.2f})")
+            sentence += (
+                f"; the reliability of stimulus means was {rel['stimulus_mean_reliability']:.2f} "
+                + (f"(split-half {rel['split_half']:.2f}; " if np.isfinite(rel["split_half"]) else "(")
+                + f"Krippendorff's \u03b1 interval {rel['alpha_interval']:.2f}, ordinal "
+                f"{rel['alpha_ordinal']:.2f})"
+            )
         parts.append(sentence + ".")
     c = analysis.correlation
     if c:
@@ -764,33 +950,45 @@ def _plots(analysis: StudyAnalysis, conditions: list[str]) -> dict[str, object]:
         try:
             return make()
         except (*FIT_ERRORS, TypeError, KeyError, IndexError) as exc:
-            analysis.skipped.append(f"The {what} figure was skipped because it could not be drawn "
-                                    f"({_first_line(exc)}).")
+            analysis.skipped.append(
+                f"The {what} figure was skipped because it could not be drawn ({_first_line(exc)})."
+            )
             return None
 
     dims = [d for d in analysis.dimensions if (kept["dimension"] == d).any()]
     plots: dict[str, object] = {"contrasts": {}, "classes": {}}
     if dims:
-        plots["distributions"] = draw("rating distribution", lambda: figures.rating_distributions(
-            kept[kept["dimension"].isin(dims)], conditions))
+        plots["distributions"] = draw(
+            "rating distribution", lambda: figures.rating_distributions(kept[kept["dimension"].isin(dims)], conditions)
+        )
     curves = {d: a.dose_curves for d, a in analysis.dimensions.items() if len(a.dose_curves.get("points", [])) > 1}
     if curves:
         plots["dose"] = draw("dose-response", lambda: figures.dose_response(curves))
     for d, a in analysis.dimensions.items():
         if a.contrasts is not None and len(a.contrasts):
-            plots["contrasts"][d] = draw(f"{d} contrast", lambda a=a, d=d: figures.forest(
-                a.contrasts, "contrast", f"{d}: condition - {a.reference} (95% CI)"))
+            plots["contrasts"][d] = draw(
+                f"{d} contrast",
+                lambda a=a, d=d: figures.forest(a.contrasts, "contrast", f"{d}: condition - {a.reference} (95% CI)"),
+            )
         if a.class_emmeans is not None and len(a.class_emmeans):
             shown = a.class_emmeans.sort_values("n_stimuli", ascending=False).head(20).sort_values("estimate")
-            plots["classes"][d] = draw(f"{d} class", lambda shown=shown, d=d: figures.forest(
-                shown, "class_index", f"{d}: estimated mean per image class (the {len(shown)} classes with most "
-                "stimuli)", reference_line=None))
+            plots["classes"][d] = draw(
+                f"{d} class",
+                lambda shown=shown, d=d: figures.forest(
+                    shown,
+                    "class_index",
+                    f"{d}: estimated mean per image class (the {len(shown)} classes with most stimuli)",
+                    reference_line=None,
+                ),
+            )
     if analysis.correlation:
         c = analysis.correlation
         means = stimulus_means(kept)
         cond = kept.groupby("stimulus")["condition"].first()
-        plots["scatter"] = draw("artistry-symbolism scatter", lambda: figures.dimension_scatter(
-            means, cond.reindex(means.index), c["first"], c["second"], conditions))
+        plots["scatter"] = draw(
+            "artistry-symbolism scatter",
+            lambda: figures.dimension_scatter(means, cond.reindex(means.index), c["first"], c["second"], conditions),
+        )
     if analysis.power is not None:
         plots["power"] = draw("power", lambda: figures.power_plot(analysis.power))
     plots["contrasts"] = {d: uri for d, uri in plots["contrasts"].items() if uri}
@@ -807,11 +1005,18 @@ def render_report(analysis: StudyAnalysis, *, base_dir: Path | None = None, titl
     model_tables = {}
     for d, a in analysis.dimensions.items():
         model_tables[d] = {
-            "fits": {name: {"fixed": _html_table(a.frames[name]), "random": _html_table(fit.variance_components()),
-                            "loglik": fit.loglik, "n": fit.nobs, "formula": fit.formula,
-                            "df_method": df_method(a.frames[name]),
-                            "converged": fit.result.converged}
-                     for name, fit in a.fits.items()},
+            "fits": {
+                name: {
+                    "fixed": _html_table(a.frames[name]),
+                    "random": _html_table(fit.variance_components()),
+                    "loglik": fit.loglik,
+                    "n": fit.nobs,
+                    "formula": fit.formula,
+                    "df_method": df_method(a.frames[name]),
+                    "converged": fit.result.converged,
+                }
+                for name, fit in a.fits.items()
+            },
             "reference": a.reference,
             "emmeans": _html_table(a.emmeans) if a.emmeans is not None else None,
             "contrasts": _html_table(a.contrasts) if a.contrasts is not None else None,
@@ -841,7 +1046,8 @@ def render_report(analysis: StudyAnalysis, *, base_dir: Path | None = None, titl
         notes=[n for a in analysis.dimensions.values() for n in a.notes],
         flow=_html_table(flow, 0),
         excluded=_html_table(excluded.groupby(["step", "rule"]).size().rename("participants").reset_index())
-        if len(excluded) else None,
+        if len(excluded)
+        else None,
         rules=analysis.rules.describe(),
         plots=plots,
         models=model_tables,
@@ -872,8 +1078,7 @@ class ReportOutcome:
         """One line for a CLI warning or the admin's report state."""
         if self.complete:
             return f"report written in {self.seconds:.1f} s"
-        return (f"report written in {self.seconds:.1f} s; {len(self.skipped)} part(s) skipped, e.g. "
-                f"{self.skipped[0]}")
+        return f"report written in {self.seconds:.1f} s; {len(self.skipped)} part(s) skipped, e.g. {self.skipped[0]}"
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -916,5 +1121,9 @@ def build_report(ratings: pd.DataFrame | str | Path, out_dir: Path, **options) -
         path.write_text(html, encoding="utf-8")
     # The timing table in the HTML is rendered before the files are written; the CSV has every section.
     analysis.timings.frame().to_csv(out_dir / "timings.csv", index=False)
-    return ReportOutcome(path=path, files=[path, *paths.values()], skipped=analysis.all_skipped(),
-                         seconds=float(analysis.timings.frame()["seconds"].sum()))
+    return ReportOutcome(
+        path=path,
+        files=[path, *paths.values()],
+        skipped=analysis.all_skipped(),
+        seconds=float(analysis.timings.frame()["seconds"].sum()),
+    )

@@ -84,13 +84,21 @@ def simulate_ratings(
     effect_by_cond = np.array([effects.get(c, 0.0) for c in conditions])
     epsilon_by_cond = np.array([DEFAULT_CONDITIONS.get(c, 0.0) for c in conditions])
     class_of_stimulus = rng.integers(0, 1000, size=design.n_stimuli)
-    kinds = [CONDITION_KINDS.get(c, ("multiplicative", "") if epsilon_by_cond[i] > 0 else ("none", ""))
-             for i, c in enumerate(conditions)]
+    kinds = [
+        CONDITION_KINDS.get(c, ("multiplicative", "") if epsilon_by_cond[i] > 0 else ("none", ""))
+        for i, c in enumerate(conditions)
+    ]
     stim_condition = np.arange(design.n_stimuli) % len(conditions)
-    stim_draw = np.where([kinds[c][0] == "none" for c in stim_condition], 0,
-                         (np.arange(design.n_stimuli) // len(conditions)) % draws)
-    network_names = np.array([conditions[c] if kinds[c][0] == "none" else f"{conditions[c]}/draw-{d}/seed-1"
-                              for c, d in zip(stim_condition, stim_draw, strict=True)], dtype=object)
+    stim_draw = np.where(
+        [kinds[c][0] == "none" for c in stim_condition], 0, (np.arange(design.n_stimuli) // len(conditions)) % draws
+    )
+    network_names = np.array(
+        [
+            conditions[c] if kinds[c][0] == "none" else f"{conditions[c]}/draw-{d}/seed-1"
+            for c, d in zip(stim_condition, stim_draw, strict=True)
+        ],
+        dtype=object,
+    )
     network_codes, network_levels = pd.factorize(network_names)
     frames = []
     for dim in dimensions:
@@ -105,27 +113,40 @@ def simulate_ratings(
         y = y + rng.normal(0.0, sd_residual, len(y))
         if scale is not None:
             y = np.clip(np.round(y), scale[0], scale[1])
-        frames.append(pd.DataFrame({
-            "participant": np.char.add("P", np.char.zfill(participant.astype(str), 5)),
-            "stimulus": np.char.add("S", np.char.zfill(stimulus.astype(str), 5)),
-            "condition": np.asarray(conditions, dtype=object)[cond],
-            "perturbation_kind": np.asarray([k for k, _ in kinds], dtype=object)[cond],
-            "perturbation_mode": np.asarray([m for _, m in kinds], dtype=object)[cond],
-            "epsilon": epsilon_by_cond[cond],
-            "network": network_names[stimulus],
-            "draw": stim_draw[stimulus],
-            "class_index": class_of_stimulus[stimulus],
-            "dimension": dim,
-            "response": y,
-            "rt_ms": np.round(rng.lognormal(np.log(1800), 0.35, len(y))).astype(int),
-            "trial_index": np.tile(np.arange(min(design.ratings_per_participant, design.n_stimuli)),
-                                   design.n_participants),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "participant": np.char.add("P", np.char.zfill(participant.astype(str), 5)),
+                    "stimulus": np.char.add("S", np.char.zfill(stimulus.astype(str), 5)),
+                    "condition": np.asarray(conditions, dtype=object)[cond],
+                    "perturbation_kind": np.asarray([k for k, _ in kinds], dtype=object)[cond],
+                    "perturbation_mode": np.asarray([m for _, m in kinds], dtype=object)[cond],
+                    "epsilon": epsilon_by_cond[cond],
+                    "network": network_names[stimulus],
+                    "draw": stim_draw[stimulus],
+                    "class_index": class_of_stimulus[stimulus],
+                    "dimension": dim,
+                    "response": y,
+                    "rt_ms": np.round(rng.lognormal(np.log(1800), 0.35, len(y))).astype(int),
+                    "trial_index": np.tile(
+                        np.arange(min(design.ratings_per_participant, design.n_stimuli)), design.n_participants
+                    ),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def null_rejection_rates(*, design: CrossedDesign, formula: str, n_datasets: int, alpha: float = 0.05,
-                         sd_slope: float = 0.4, seed: int = 0, progress: bool = False) -> dict[str, float]:
+def null_rejection_rates(
+    *,
+    design: CrossedDesign,
+    formula: str,
+    n_datasets: int,
+    alpha: float = 0.05,
+    sd_slope: float = 0.4,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, float]:
     """Type I error of the condition effects under the null (no condition effect), Satterthwaite t vs Wald z.
 
     Every dataset draws participant-by-condition deviations (``sd_slope``), so the slopes model is the true
@@ -147,7 +168,12 @@ def null_rejection_rates(*, design: CrossedDesign, formula: str, n_datasets: int
         dfs.extend(frame["df"])
         singular += fit.singular
     n = len(rejected_t)
-    return {"n_datasets": n_datasets, "n_tests": n, "type1_t": float(np.mean(rejected_t)),
-            "type1_t_se": float(np.sqrt(np.mean(rejected_t) * (1 - np.mean(rejected_t)) / n)),
-            "type1_z": float(np.mean(rejected_z)), "median_df": float(np.median(dfs)),
-            "singular_fits": singular}
+    return {
+        "n_datasets": n_datasets,
+        "n_tests": n,
+        "type1_t": float(np.mean(rejected_t)),
+        "type1_t_se": float(np.sqrt(np.mean(rejected_t) * (1 - np.mean(rejected_t)) / n)),
+        "type1_z": float(np.mean(rejected_z)),
+        "median_df": float(np.median(dfs)),
+        "singular_fits": singular,
+    }

@@ -112,15 +112,26 @@ def run_report(size: str, folder: Path) -> dict:
 
     n_p, n_s, k = REPORT_SIZES[size]
     path, out = str(folder / f"{size}.parquet"), str(folder / f"report-{size}")
-    made = subprocess.run([sys.executable, "-c", SIMULATE.format(root=str(ROOT), n_p=n_p, n_s=n_s, k=k, path=path)],
-                          capture_output=True, text=True, check=True)
-    done = subprocess.run([sys.executable, "-c", REPORT.format(root=str(ROOT), path=path, out=out)],
-                          capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [sys.executable, "-c", SIMULATE.format(root=str(ROOT), n_p=n_p, n_s=n_s, k=k, path=path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT.format(root=str(ROOT), path=path, out=out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     timings = pd.read_csv(Path(out) / "timings.csv")
     slowest = timings.groupby("section")["seconds"].sum().sort_values(ascending=False).head(3)
-    return {**result, "n": int(made.stdout.strip().splitlines()[-1]),
-            "slowest": ", ".join(f"{name} {sec:.1f}" for name, sec in slowest.items())}
+    return {
+        **result,
+        "n": int(made.stdout.strip().splitlines()[-1]),
+        "slowest": ", ".join(f"{name} {sec:.1f}" for name, sec in slowest.items()),
+    }
 
 
 def report_main(sizes: list[str]) -> None:
@@ -131,8 +142,10 @@ def report_main(sizes: list[str]) -> None:
     print(f"\n{'size':>6}{'ratings':>10}{'report s':>10}{'CPU s':>8}{'peak RSS MB':>13}  slowest sections (wall s)")
     for size, r in rows:
         print(f"{size:>6}{r['n']:>10}{r['seconds']:>10.1f}{r['cpu_seconds']:>8.1f}{r['rss_mb']:>13.0f}  {r['slowest']}")
-    print("\nreport s / CPU s: the whole `build_report` call in a fresh process (imports included); peak RSS: that "
-          "process.")
+    print(
+        "\nreport s / CPU s: the whole `build_report` call in a fresh process (imports included); peak RSS: that "
+        "process."
+    )
 
 
 def main() -> None:
@@ -162,15 +175,21 @@ def main() -> None:
                 lme4 = run_lme4(csv)
                 if lme4:
                     rows.append(("lme4 (R)", size, {**lme4, "n": result["n"]}))
-    print(f"\n{'engine':<20}{'size':>6}{'ratings':>9}{'fit s':>9}{'peak RSS MB':>13}{'traced MB':>11}"
-          f"{'REML logLik':>15}  SDs (participant, stimulus, residual)")
+    print(
+        f"\n{'engine':<20}{'size':>6}{'ratings':>9}{'fit s':>9}{'peak RSS MB':>13}{'traced MB':>11}"
+        f"{'REML logLik':>15}  SDs (participant, stimulus, residual)"
+    )
     for engine, size, r in rows:
         rss = f"{r['rss_mb']:.0f}" if "rss_mb" in r else "-"
         traced = f"{r['traced_mb']:.0f}" if "traced_mb" in r else "-"
-        print(f"{engine:<20}{size:>6}{r['n']:>9}{r['seconds']:>9.2f}{rss:>13}{traced:>11}{r['loglik']:>15.3f}  "
-              f"{r.get('sd', '')}")
-    print("\npeak RSS: whole process (includes ~150-250 MB of Python, pandas and the simulated data); "
-          "traced: Python allocations during the fit only.")
+        print(
+            f"{engine:<20}{size:>6}{r['n']:>9}{r['seconds']:>9.2f}{rss:>13}{traced:>11}{r['loglik']:>15.3f}  "
+            f"{r.get('sd', '')}"
+        )
+    print(
+        "\npeak RSS: whole process (includes ~150-250 MB of Python, pandas and the simulated data); "
+        "traced: Python allocations during the fit only."
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ from generation.weights import load_generator, make_random, model_info
 IMAGES = {"tiny": 256, "128": 16, "256": 64, "512": 32}
 
 
-def bench_model(preset: str, *, batch: int, device: str, workdir: Path, images: int,
-                rounds: int) -> tuple[float, float]:
+def bench_model(
+    preset: str, *, batch: int, device: str, workdir: Path, images: int, rounds: int
+) -> tuple[float, float]:
     folder = workdir / preset
     make_random(folder, preset=preset, seed=0)
     adapter = load_generator(model_info(folder), device=device)
@@ -44,8 +45,18 @@ def bench_model(preset: str, *, batch: int, device: str, workdir: Path, images: 
     perturbation = {"kind": "multiplicative", "epsilon": 0.5, "targets": ["all"], "seed": 1, "noise": "normal"}
     # A design grid as render jobs see it: 8 classes x images/8 latent seeds through one perturbed network.
     classes = [1, 207, 980, 11, 130, 339, 417, 949]
-    recipes = [Recipe(model=model, seed=i // 8, class_index=classes[i % 8], truncation=0.4,
-                      perturbation=perturbation, size=adapter.native_size, batch_size=batch) for i in range(images)]
+    recipes = [
+        Recipe(
+            model=model,
+            seed=i // 8,
+            class_index=classes[i % 8],
+            truncation=0.4,
+            perturbation=perturbation,
+            size=adapter.native_size,
+            batch_size=batch,
+        )
+        for i in range(images)
+    ]
 
     z = torch.stack([adapter.latent(r.seed, 0.4) for r in recipes[:batch]]).to(device)
     y = torch.stack([adapter.one_hot(r.class_index) for r in recipes[:batch]]).to(device)
@@ -64,8 +75,7 @@ def bench_model(preset: str, *, batch: int, device: str, workdir: Path, images: 
         bare = max(bare, (images // batch) * batch / (time.perf_counter() - start))
 
         start = time.perf_counter()
-        render(adapter, recipes, destination=lambda r: out / f"{r.seed}-{r.class_index}.png",
-               on_batch=lambda b: None)
+        render(adapter, recipes, destination=lambda r: out / f"{r.seed}-{r.class_index}.png", on_batch=lambda b: None)
         _sync(device)
         pipeline = max(pipeline, images / (time.perf_counter() - start))
     return bare, pipeline
@@ -99,21 +109,42 @@ def optimisation_child(case: str, *, size: int, iterations: int, threads: int) -
     device = pick_device("auto")
     architecture, kind = OPTIMISATION_CASES[case]
     config, model = random_backbone(architecture, "full", 0)
-    info = BackboneInfo(folder=Path("."), backbone_id=architecture, architecture=architecture, config=config,
-                        sha256="", untrained=True)
+    info = BackboneInfo(
+        folder=Path("."), backbone_id=architecture, architecture=architecture, config=config, sha256="", untrained=True
+    )
     network = Backbone(model.to(device).requires_grad_(False), info=info)
     rng = np.random.default_rng(0)
     content = to_tensor((rng.random((size, size, 3)) * 255).astype(np.uint8), device)
     style = to_tensor((rng.random((size, size, 3)) * 255).astype(np.uint8), device)
-    style_params = {**STYLE_DEFAULTS.get(architecture, {}), "tv_weight": 1e-3, "optimiser": "lbfgs",
-                    "init": "noise", "seed": 0, "size": size}
-    dream_params = {"objective": "activation", "layer": "inception4c", "octaves": 4, "octave_scale": 1.4,
-                    "iterations": 10, "step_size": 0.01, "jitter": 32, "seed": 0}
+    style_params = {
+        **STYLE_DEFAULTS.get(architecture, {}),
+        "tv_weight": 1e-3,
+        "optimiser": "lbfgs",
+        "init": "noise",
+        "seed": 0,
+        "size": size,
+    }
+    dream_params = {
+        "objective": "activation",
+        "layer": "inception4c",
+        "octaves": 4,
+        "octave_scale": 1.4,
+        "iterations": 10,
+        "step_size": 0.01,
+        "jitter": 32,
+        "seed": 0,
+    }
 
     def run(count: int) -> None:
         if kind == "style-transfer":
-            style_transfer(network, content=content, style=style, params={**style_params, "iterations": count},
-                           snapshots=[count], on_snapshot=lambda i, x: None)
+            style_transfer(
+                network,
+                content=content,
+                style=style,
+                params={**style_params, "iterations": count},
+                snapshots=[count],
+                on_snapshot=lambda i, x: None,
+            )
         else:
             deepdream(network, base=content, params={**dream_params, "iterations": count})
         _sync(device)
@@ -128,9 +159,14 @@ def optimisation_child(case: str, *, size: int, iterations: int, threads: int) -
     # A style-transfer image takes 300 iterations by default (timed: `iterations`); a dream is 4 x 10.
     timed, image_iterations = (iterations, 300) if kind == "style-transfer" else (40, 40)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"per_iteration_s": wall / timed, "per_image_s": wall / timed * image_iterations,
-              "cpu_per_image_s": cpu / timed * image_iterations, "image_iterations": image_iterations,
-              "peak_rss_mb": peak, "rss_before_mb": before}
+    result = {
+        "per_iteration_s": wall / timed,
+        "per_image_s": wall / timed * image_iterations,
+        "cpu_per_image_s": cpu / timed * image_iterations,
+        "image_iterations": image_iterations,
+        "peak_rss_mb": peak,
+        "rss_before_mb": before,
+    }
     if device == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -138,20 +174,39 @@ def optimisation_child(case: str, *, size: int, iterations: int, threads: int) -
 
 def bench_optimisations(*, size: int, iterations: int, threads: int) -> None:
     print(f"(c) style transfer and DeepDream at {size} px, random weights, {threads} torch thread(s)")
-    print(f"{'case':<20} {'s/iteration':>11} {'s/image':>9} {'CPU s/image':>11} {'iterations/image':>16} "
-          f"{'peak RSS MB':>11} {'RSS of model MB':>17} {'peak GPU MB':>11}")
+    print(
+        f"{'case':<20} {'s/iteration':>11} {'s/image':>9} {'CPU s/image':>11} {'iterations/image':>16} "
+        f"{'peak RSS MB':>11} {'RSS of model MB':>17} {'peak GPU MB':>11}"
+    )
     for case in OPTIMISATION_CASES:
         result = subprocess.run(
-            [sys.executable, __file__, "--child", case, "--opt-size", str(size), "--st-iterations", str(iterations),
-             "--threads", str(threads)], capture_output=True, text=True, check=False)
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                case,
+                "--opt-size",
+                str(size),
+                "--st-iterations",
+                str(iterations),
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             print(f"{case:<20} failed: {result.stderr.strip().splitlines()[-1] if result.stderr else '?'}")
             continue
         r = json.loads(result.stdout.strip().splitlines()[-1])
         gpu = f"{r['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in r else "-"
-        print(f"{case:<20} {r['per_iteration_s']:>11.3f} {r['per_image_s']:>9.1f} {r['cpu_per_image_s']:>11.1f} "
-              f"{r['image_iterations']:>16} "
-              f"{r['peak_rss_mb']:>11.0f} {r['rss_before_mb']:>17.0f} {gpu:>11}", flush=True)
+        print(
+            f"{case:<20} {r['per_iteration_s']:>11.3f} {r['per_image_s']:>9.1f} {r['cpu_per_image_s']:>11.1f} "
+            f"{r['image_iterations']:>16} "
+            f"{r['peak_rss_mb']:>11.0f} {r['rss_before_mb']:>17.0f} {gpu:>11}",
+            flush=True,
+        )
 
 
 def _sync(device: str) -> None:
@@ -172,25 +227,35 @@ def main() -> None:
     parser.add_argument("--child", choices=sorted(OPTIMISATION_CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(optimisation_child(args.child, size=args.opt_size, iterations=args.st_iterations,
-                                            threads=args.threads)))
+        print(
+            json.dumps(
+                optimisation_child(args.child, size=args.opt_size, iterations=args.st_iterations, threads=args.threads)
+            )
+        )
         return
     configure_torch(args.threads)
     if not args.skip_optimisations and args.only_optimisations:
         bench_optimisations(size=args.opt_size, iterations=args.st_iterations, threads=args.threads)
         return
     device = pick_device("auto")
-    models = args.models.split(",") if args.models else (["tiny", "128", "256", "512"] if device == "cuda"
-                                                         else ["tiny", "128"])
-    print(f"device {device}, torch {torch.__version__}, {args.threads} torch thread(s), batch {args.batch}, "
-          f"best of {args.rounds} rounds")
+    models = (
+        args.models.split(",")
+        if args.models
+        else (["tiny", "128", "256", "512"] if device == "cuda" else ["tiny", "128"])
+    )
+    print(
+        f"device {device}, torch {torch.__version__}, {args.threads} torch thread(s), batch {args.batch}, "
+        f"best of {args.rounds} rounds"
+    )
     print(f"{'model':<6} {'images':>6} {'(a) forward img/s':>18} {'(b) pipeline img/s':>19} {'(b)/(a)':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for preset in models:
-            bare, pipeline = bench_model(preset, batch=args.batch, device=device, workdir=Path(tmp),
-                                         images=IMAGES[preset], rounds=args.rounds)
-            print(f"{preset:<6} {IMAGES[preset]:>6} {bare:>18.2f} {pipeline:>19.2f} {pipeline / bare:>8.2f}",
-                  flush=True)
+            bare, pipeline = bench_model(
+                preset, batch=args.batch, device=device, workdir=Path(tmp), images=IMAGES[preset], rounds=args.rounds
+            )
+            print(
+                f"{preset:<6} {IMAGES[preset]:>6} {bare:>18.2f} {pipeline:>19.2f} {pipeline / bare:>8.2f}", flush=True
+            )
     if not args.skip_optimisations:
         bench_optimisations(size=args.opt_size, iterations=args.st_iterations, threads=args.threads)
 

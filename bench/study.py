@@ -101,8 +101,11 @@ class OwnCluster:
         self.port = free_port()
 
     def __enter__(self) -> OwnCluster:
-        subprocess.run(["pg_createcluster", self.version, self.name, "-p", str(self.port), "--start", "--",
-                        "--auth=trust"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["pg_createcluster", self.version, self.name, "-p", str(self.port), "--start", "--", "--auth=trust"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         self.url = f"postgres://postgres@127.0.0.1:{self.port}"
         pid_file = Path(f"/var/lib/postgresql/{self.version}/{self.name}/postmaster.pid")
         self.postmaster = int(pid_file.read_text().split()[0])
@@ -141,8 +144,14 @@ def make_stimuli():
         buffer = io.BytesIO()
         Image.new("RGB", (64, 64), (i * 10 % 256, 80, 120)).save(buffer, format="PNG")
         condition = ["baseline", "artistic-0.5", "artistic-1.0", "symbolic"][i % 4]
-        s = Stimulus(stimulus_set=stimulus_set, condition=condition, class_index=i // 8, seed=i % 2, epsilon=0.5,
-                     recipe_id=f"bench-{i}")
+        s = Stimulus(
+            stimulus_set=stimulus_set,
+            condition=condition,
+            class_index=i // 8,
+            seed=i % 2,
+            epsilon=0.5,
+            recipe_id=f"bench-{i}",
+        )
         s.image.save(f"{secrets.token_urlsafe(12)}.png", ContentFile(buffer.getvalue()), save=False)
         s.save()
     return stimulus_set
@@ -151,9 +160,18 @@ def make_stimuli():
 def make_study(slug: str, stimulus_set):
     from study.models import DEFAULT_DIMENSIONS, RatingDimension, Study
 
-    study = Study.objects.create(slug=slug, title="Benchmark", status="live", consent_text="ok", instructions="ok",
-                                 completion_code="BENCH", trials_per_participant=12, practice_trials=2,
-                                 attention_checks=2, max_participants=100000)
+    study = Study.objects.create(
+        slug=slug,
+        title="Benchmark",
+        status="live",
+        consent_text="ok",
+        instructions="ok",
+        completion_code="BENCH",
+        trials_per_participant=12,
+        practice_trials=2,
+        attention_checks=2,
+        max_participants=100000,
+    )
     study.stimulus_sets.add(stimulus_set)
     for order, d in enumerate(DEFAULT_DIMENSIONS):
         RatingDimension.objects.create(study=study, order=order, **d)
@@ -253,9 +271,21 @@ def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) ->
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=load_process, kwargs={"host": host, "port": port, "slug": slug, "threads": n,
-                                                      "seconds": seconds, "seed": i, "queue": queue})
-             for i, n in enumerate(share)]
+    procs = [
+        ctx.Process(
+            target=load_process,
+            kwargs={
+                "host": host,
+                "port": port,
+                "slug": slug,
+                "threads": n,
+                "seconds": seconds,
+                "seed": i,
+                "queue": queue,
+            },
+        )
+        for i, n in enumerate(share)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=seconds + 120) for _ in procs]
@@ -314,7 +344,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each level")
-    parser.add_argument("--pg", default="", help="use this server (no own cluster), e.g. postgres://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--pg", default="", help="use this server (no own cluster), e.g. postgres://postgres@127.0.0.1:5432"
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     args = parser.parse_args()
@@ -331,9 +363,16 @@ def main() -> None:
         db = f"bench_study_{os.getpid()}"
         var = Path(tempfile.mkdtemp(prefix="bench-study-"))
         stack.callback(shutil.rmtree, var, True)
-        env = {**os.environ, "DATABASE_URL": f"{pg}/{db}", "VAR_DIR": str(var), "DEBUG": "false",
-               "CELERY_BROKER_URL": "", "DJANGO_SETTINGS_MODULE": "config.settings.base", "LOG_LEVEL": "WARNING",
-               "RATELIMIT_ENABLE": "false"}  # every participant comes from 127.0.0.1
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"{pg}/{db}",
+            "VAR_DIR": str(var),
+            "DEBUG": "false",
+            "CELERY_BROKER_URL": "",
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLE": "false",
+        }  # every participant comes from 127.0.0.1
         os.environ.update(env)
         admin_sql(pg, f'CREATE DATABASE "{db}"')
         stack.callback(admin_sql, pg, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -350,9 +389,24 @@ def main() -> None:
 
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}", "-k", "gthread",
-             "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                "gthread",
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
         )
         stack.callback(stop, server)
         for _ in range(150):
@@ -373,8 +427,9 @@ def main() -> None:
             run_level(host="127.0.0.1", port=port, slug=study.slug, level=min(level, args.workers * 2), seconds=2)
             cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
             started = time.perf_counter()
-            latencies, completed, errors = run_level(host="127.0.0.1", port=port, slug=study.slug, level=level,
-                                                     seconds=args.seconds)
+            latencies, completed, errors = run_level(
+                host="127.0.0.1", port=port, slug=study.slug, level=level, seconds=args.seconds
+            )
             wall = time.perf_counter() - started
             web = tree_cpu_seconds(server.pid) - cpu_web
             dbs = tree_cpu_seconds(postmaster) - cpu_db
@@ -382,18 +437,35 @@ def main() -> None:
                 raise SystemExit(f"error: {len(errors)} participant(s) failed, e.g. {errors[0]}")
             n = len(latencies)
             rss = max(peak_rss_mb(w) for w in children(server.pid))
-            rows.append((level, completed, n, n / wall, statistics.median(latencies),
-                         sorted(latencies)[min(n - 1, round(0.99 * (n - 1)))], 1000 * web / n, 1000 * dbs / n,
-                         1000 * (web + dbs) / n, rss))
+            rows.append(
+                (
+                    level,
+                    completed,
+                    n,
+                    n / wall,
+                    statistics.median(latencies),
+                    sorted(latencies)[min(n - 1, round(0.99 * (n - 1)))],
+                    1000 * web / n,
+                    1000 * dbs / n,
+                    1000 * (web + dbs) / n,
+                    rss,
+                )
+            )
 
-        print(f"\nparticipant submissions over HTTP (POST + redirected GET), zero think time; gunicorn gthread "
-              f"{args.workers}x{args.threads}, PostgreSQL {'(own cluster)' if not args.pg else ''}, DEBUG off, "
-              f"{os.cpu_count()} CPUs shared with the load generator, {args.seconds:.0f} s per level")
-        print(f"{'at once':>7} {'completed':>9} {'submits':>8} {'submits/s':>9} {'median ms':>9} {'p99 ms':>8} "
-              f"{'web ms/sub':>10} {'db ms/sub':>9} {'server ms/sub':>13} {'queries/sub':>11} {'worker RSS MB':>13}")
+        print(
+            f"\nparticipant submissions over HTTP (POST + redirected GET), zero think time; gunicorn gthread "
+            f"{args.workers}x{args.threads}, PostgreSQL {'(own cluster)' if not args.pg else ''}, DEBUG off, "
+            f"{os.cpu_count()} CPUs shared with the load generator, {args.seconds:.0f} s per level"
+        )
+        print(
+            f"{'at once':>7} {'completed':>9} {'submits':>8} {'submits/s':>9} {'median ms':>9} {'p99 ms':>8} "
+            f"{'web ms/sub':>10} {'db ms/sub':>9} {'server ms/sub':>13} {'queries/sub':>11} {'worker RSS MB':>13}"
+        )
         for level, completed, n, rate, median, p99, web, dbs, both, rss in rows:
-            print(f"{level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} {web:>10.2f} "
-                  f"{dbs:>9.2f} {both:>13.2f} {q_per_submission:>11.1f} {rss:>13.0f}")
+            print(
+                f"{level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} {web:>10.2f} "
+                f"{dbs:>9.2f} {both:>13.2f} {q_per_submission:>11.1f} {rss:>13.0f}"
+            )
         print("\nqueries per page (max over the walk): " + ", ".join(f"{k} {v}" for k, v in q_pages.items()))
 
 

@@ -24,8 +24,7 @@ from generation.spec import parse_spec
 def _thumbnail(stimulus: Stimulus, size: int = 64) -> str:
     if not stimulus.image:
         return "—"
-    return format_html('<img src="{}" width="{}" height="{}" alt="">',
-                       stimulus.image.url, size, size)
+    return format_html('<img src="{}" width="{}" height="{}" alt="">', stimulus.image.url, size, size)
 
 
 def _pretty_json(value: object) -> str:
@@ -38,8 +37,16 @@ class ProjectStyles:
 
 @admin.register(StimulusSet)
 class StimulusSetAdmin(admin.ModelAdmin):
-    list_display = ["name", "source", "model_id", "weights", "stimulus_count", "build_state", "contact_sheet_link",
-                    "created_at"]
+    list_display = [
+        "name",
+        "source",
+        "model_id",
+        "weights",
+        "stimulus_count",
+        "build_state",
+        "contact_sheet_link",
+        "created_at",
+    ]
     list_filter = ["source", "untrained"]
     search_fields = ["name", "model_id", "description"]
     readonly_fields = ["build_state", "weights", "spec_pretty", "contact_sheet_link", "created_at"]
@@ -62,7 +69,10 @@ class StimulusSetAdmin(admin.ModelAdmin):
             words += f" · {state.error}"
         return format_html(
             '<span data-build-state="{}" data-build-state-url="{}"><span data-build-text>{}</span></span>',
-            state.state, reverse("admin:generation_stimulusset_build_state", args=[obj.pk]), words)
+            state.state,
+            reverse("admin:generation_stimulusset_build_state", args=[obj.pk]),
+            words,
+        )
 
     def build_state_json(self, request: HttpRequest, pk: int) -> JsonResponse:
         stimulus_set = get_object_or_404(StimulusSet, pk=pk)
@@ -77,23 +87,39 @@ class StimulusSetAdmin(admin.ModelAdmin):
             try:
                 if form.parsed_spec is not None:
                     stimulus_set = stimulus_set_request_build(spec=form.parsed_spec)
-                    self.message_user(request, f"Set {stimulus_set.name}: rendering queued; progress below.",
-                                      messages.SUCCESS)
+                    self.message_user(
+                        request, f"Set {stimulus_set.name}: rendering queued; progress below.", messages.SUCCESS
+                    )
                 else:
                     data = form.cleaned_data
-                    created, skipped = stimuli_import_zip(archive=data["archive"], archive_name=data["archive"].name,
-                                                          set_name=data["name"], labels=data.get("labels"))
+                    created, skipped = stimuli_import_zip(
+                        archive=data["archive"],
+                        archive_name=data["archive"].name,
+                        set_name=data["name"],
+                        labels=data.get("labels"),
+                    )
                     stimulus_set = StimulusSet.objects.get(name=data["name"])
-                    self.message_user(request, f"Set {stimulus_set.name}: imported {created} images, {skipped} "
-                                               "already there.", messages.SUCCESS)
+                    self.message_user(
+                        request,
+                        f"Set {stimulus_set.name}: imported {created} images, {skipped} already there.",
+                        messages.SUCCESS,
+                    )
             except SetupError as exc:
                 form.add_error(None, str(exc))
             else:
                 return HttpResponseRedirect(reverse("admin:generation_stimulusset_change", args=[stimulus_set.pk]))
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": "Add stimulus set"}
-        return TemplateResponse(request, "admin/generation/stimulusset/upload.html", context,
-                                status=400 if request.method == "POST" else 200)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Add stimulus set",
+        }
+        return TemplateResponse(
+            request,
+            "admin/generation/stimulusset/upload.html",
+            context,
+            status=400 if request.method == "POST" else 200,
+        )
 
     @admin.action(description="Render missing stimuli again (from the set's design file)")
     def render_again(self, request: HttpRequest, queryset) -> None:
@@ -128,15 +154,23 @@ class StimulusSetAdmin(admin.ModelAdmin):
     def contact_sheet_link(self, obj: StimulusSet) -> str:
         if not obj.pk:
             return "—"
-        return format_html('<a href="{}">conditions x classes</a>',
-                           reverse("admin:generation_stimulusset_contact_sheet", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">conditions x classes</a>',
+            reverse("admin:generation_stimulusset_contact_sheet", args=[obj.pk]),
+        )
 
     def get_urls(self):
         return [
-            path("<int:pk>/contact-sheet/", self.admin_site.admin_view(self.contact_sheet),
-                 name="generation_stimulusset_contact_sheet"),
-            path("<int:pk>/build-state/", self.admin_site.admin_view(self.build_state_json),
-                 name="generation_stimulusset_build_state"),
+            path(
+                "<int:pk>/contact-sheet/",
+                self.admin_site.admin_view(self.contact_sheet),
+                name="generation_stimulusset_contact_sheet",
+            ),
+            path(
+                "<int:pk>/build-state/",
+                self.admin_site.admin_view(self.build_state_json),
+                name="generation_stimulusset_build_state",
+            ),
             *super().get_urls(),
         ]
 
@@ -156,17 +190,29 @@ class StimulusSetAdmin(admin.ModelAdmin):
         names = {s.class_index: s.class_name for s in stimuli}
         kinds = condition_kinds(stimulus_set.spec)
         rows = [
-            {"condition": condition, "kind": kinds.get(condition, ""),
-             "summary": next((condition_summary(s.recipe) for s in stimuli
-                              if s.condition == condition and s.recipe.get("model")), ""),
-             "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes]}
+            {
+                "condition": condition,
+                "kind": kinds.get(condition, ""),
+                "summary": next(
+                    (
+                        condition_summary(s.recipe)
+                        for s in stimuli
+                        if s.condition == condition and s.recipe.get("model")
+                    ),
+                    "",
+                ),
+                "cells": [[s for s in stimuli if s.condition == condition and s.class_index == c] for c in classes],
+            }
             for condition in conditions
         ]
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
             "title": f"Contact sheet: {stimulus_set}",
-            "stimulus_set": stimulus_set, "untrained_label": UNTRAINED_LABEL,
-            "columns": [{"index": c, "name": names.get(c, "")} for c in classes], "rows": rows,
+            "stimulus_set": stimulus_set,
+            "untrained_label": UNTRAINED_LABEL,
+            "columns": [{"index": c, "name": names.get(c, "")} for c in classes],
+            "rows": rows,
         }
         return TemplateResponse(request, "admin/generation/stimulusset/contact_sheet.html", context)
 
@@ -203,13 +249,32 @@ class ClassIndexFilter(admin.SimpleListFilter):
 @admin.register(Stimulus)
 class StimulusAdmin(admin.ModelAdmin):
     Media = ProjectStyles
-    list_display = ["thumbnail", "public_id", "stimulus_set", "condition", "class_index", "class_name", "seed",
-                    "epsilon", "draw"]
+    list_display = [
+        "thumbnail",
+        "public_id",
+        "stimulus_set",
+        "condition",
+        "class_index",
+        "class_name",
+        "seed",
+        "epsilon",
+        "draw",
+    ]
     list_filter = ["stimulus_set", "condition", ClassIndexFilter, "draw"]
     search_fields = ["public_id", "recipe_id", "class_name", "condition"]
     list_select_related = ["stimulus_set"]
-    readonly_fields = ["preview", "public_id", "recipe_pretty", "descriptors_table", "provenance_pretty",
-                       "recipe_id", "sha256", "width", "height", "created_at"]
+    readonly_fields = [
+        "preview",
+        "public_id",
+        "recipe_pretty",
+        "descriptors_table",
+        "provenance_pretty",
+        "recipe_id",
+        "sha256",
+        "width",
+        "height",
+        "created_at",
+    ]
     # Images enter a set only by rendering or import_stimuli, which store them uniformly (generation.files); an
     # upload here would keep its own format and metadata and could tell its condition apart.
     exclude = ["recipe", "descriptors", "provenance", "image"]
@@ -241,11 +306,20 @@ class StimulusAdmin(admin.ModelAdmin):
 
 @admin.register(RenderJob)
 class RenderJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "stimulus_set", "status", "progress", "attempts", "short_error", "created_at",
-                    "finished_at"]
+    list_display = ["id", "stimulus_set", "status", "progress", "attempts", "short_error", "created_at", "finished_at"]
     list_filter = ["status", "stimulus_set"]
-    readonly_fields = ["stimulus_set", "status", "total", "done", "error", "celery_task_id", "attempts", "created_at",
-                       "started_at", "finished_at"]
+    readonly_fields = [
+        "stimulus_set",
+        "status",
+        "total",
+        "done",
+        "error",
+        "celery_task_id",
+        "attempts",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
     exclude = ["payload"]
     actions = ["retry_failed"]
 

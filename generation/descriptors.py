@@ -39,7 +39,8 @@ def describe(rgb: np.ndarray, *, png_size: int | None = None) -> dict[str, float
     rg = r - g
     yb = 0.5 * (r + g) - b
     colorfulness = np.hypot(rg.std(dtype=np.float64), yb.std(dtype=np.float64)) + 0.3 * np.hypot(
-        rg.mean(dtype=np.float64), yb.mean(dtype=np.float64))
+        rg.mean(dtype=np.float64), yb.mean(dtype=np.float64)
+    )
 
     high = np.maximum(np.maximum(r, g), b)
     spread = high - np.minimum(np.minimum(r, g), b)

@@ -129,8 +129,9 @@ class GeneratorAdapter:
         else:
             z = self.latent(recipe.seed, recipe.truncation)
         if recipe.walk:
-            z = interpolate(z, self.latent(recipe.walk["to_seed"], recipe.truncation), recipe.walk["t"],
-                            recipe.walk["method"])
+            z = interpolate(
+                z, self.latent(recipe.walk["to_seed"], recipe.truncation), recipe.walk["t"], recipe.walk["method"]
+            )
         return z
 
     def arithmetic_latent(self, terms: dict[str, list[int]], truncation: float | None) -> torch.Tensor:
@@ -138,6 +139,7 @@ class GeneratorAdapter:
 
         No re-truncation: for BigGAN each z(s) is already truncation·truncnorm(-2, 2), and the sum is fed as is.
         """
+
         def mean(seeds: list[int]) -> torch.Tensor:
             return torch.stack([self.latent(seed, truncation) for seed in seeds]).mean(dim=0)
 
@@ -357,11 +359,16 @@ class DCGANGenerator(nn.Module):
             raise ValueError(f"DCGAN image_size must be a power of two ≥ 8, not {image_size}")
         channels = ngf * 2 ** (ups - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(nz, channels, 4, 1, 0, bias=False), nn.BatchNorm2d(channels), nn.ReLU(True)
+            nn.ConvTranspose2d(nz, channels, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(True),
         ]
         for _ in range(ups - 1):
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(channels // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(channels // 2),
+                nn.ReLU(True),
+            ]
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, nc, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
@@ -373,7 +380,9 @@ class DCGANGenerator(nn.Module):
 def build_dcgan(config: dict[str, Any], *, init: bool = True) -> nn.Module:
     with _skip_init(not init):
         model = DCGANGenerator(
-            nz=int(config.get("nz", 100)), ngf=int(config.get("ngf", 64)), nc=int(config.get("nc", 3)),
+            nz=int(config.get("nz", 100)),
+            ngf=int(config.get("ngf", 64)),
+            nc=int(config.get("nc", 3)),
             image_size=int(config.get("image_size", 64)),
         )
     return model.eval()
@@ -383,6 +392,7 @@ class DCGANAdapter(GeneratorAdapter):
     """An unconditional DCGAN (e.g. trained on artworks); z ~ N(0, I) from torch's generator(seed)."""
 
     architecture = "dcgan"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         convs = [i for i, m in enumerate(self.model.main) if isinstance(m, nn.ConvTranspose2d)]

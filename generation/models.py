@@ -17,6 +17,8 @@ class BuildStatus(models.TextChoices):
     PLANNING = "planning", "Planning"
     RENDERING = "rendering", "Rendering"
     FAILED = "failed", "Failed"
+
+
 # One format per set (generation.files.FORMATS): a file type must not tell conditions apart.
 IMAGE_FORMATS = [("png", "PNG"), ("webp", "WebP (lossless)")]
 
@@ -36,12 +38,16 @@ class StimulusSet(models.Model):
     )
     description = models.TextField(blank=True)
     build_status = models.CharField(
-        max_length=16, choices=BuildStatus.choices, blank=True,
+        max_length=16,
+        choices=BuildStatus.choices,
+        blank=True,
         help_text="A set made from an uploaded design file: planning, then rendering (progress in its render jobs).",
     )
     build_error = models.TextField(blank=True, help_text="Why planning the uploaded design failed.")
     image_format = models.CharField(
-        max_length=8, choices=IMAGE_FORMATS, default="png",
+        max_length=8,
+        choices=IMAGE_FORMATS,
+        default="png",
         help_text="Every image of the set is stored in this one format, without metadata (blinding).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -71,7 +77,8 @@ class Stimulus(models.Model):
     descriptors = models.JSONField(default=dict, blank=True)
     labels = models.JSONField(default=dict, blank=True, help_text="Extra labels of imported images.")
     provenance = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Where and how it was rendered (device, threads, torch version, source folder); not part of the "
         "recipe id.",
     )

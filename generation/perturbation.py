@@ -87,8 +87,16 @@ def renormalise_spectral_norm(module: nn.Module, hook: SpectralNorm) -> None:
 
 
 @contextmanager
-def perturbed(model: nn.Module, names: Sequence[str], *, epsilon: float, seed: int, draw: int,
-              noise: str = "normal", spectral_norm: str = "frozen") -> Iterator[dict[str, torch.Tensor]]:
+def perturbed(
+    model: nn.Module,
+    names: Sequence[str],
+    *,
+    epsilon: float,
+    seed: int,
+    draw: int,
+    noise: str = "normal",
+    spectral_norm: str = "frozen",
+) -> Iterator[dict[str, torch.Tensor]]:
     """Perturb the named parameters in place for the duration of the block; yields the saved originals."""
     if spectral_norm not in SPECTRAL_NORM_POLICIES:
         raise ValueError(f"spectral_norm must be one of {SPECTRAL_NORM_POLICIES}, not {spectral_norm!r}")

@@ -65,8 +65,14 @@ def encode_image(recipe: Recipe, rgb: np.ndarray, destination: Path) -> Rendered
         rgb = np.asarray(Image.fromarray(rgb, "RGB").resize((recipe.size, recipe.size), Image.Resampling.LANCZOS))
     data = png_bytes(rgb)
     write_stimulus_file(destination, data)
-    return RenderedImage(recipe=recipe, path=destination, sha256=hashlib.sha256(data).hexdigest(),
-                         width=rgb.shape[1], height=rgb.shape[0], descriptors=describe(rgb, png_size=len(data)))
+    return RenderedImage(
+        recipe=recipe,
+        path=destination,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        descriptors=describe(rgb, png_size=len(data)),
+    )
 
 
 def network_context(adapter: GeneratorAdapter, recipe: Recipe) -> AbstractContextManager:
@@ -75,8 +81,15 @@ def network_context(adapter: GeneratorAdapter, recipe: Recipe) -> AbstractContex
         return nullcontext()
     p = recipe.perturbation
     names = adapter.target_names(p["targets"]) if p["kind"] == "multiplicative" else adapter.embedding_names()
-    return perturbed(adapter.model, names, epsilon=p["epsilon"], seed=p["seed"], draw=recipe.draw,
-                     noise=p.get("noise", "normal"), spectral_norm=p.get("spectral_norm", "frozen"))
+    return perturbed(
+        adapter.model,
+        names,
+        epsilon=p["epsilon"],
+        seed=p["seed"],
+        draw=recipe.draw,
+        noise=p.get("noise", "normal"),
+        spectral_norm=p.get("spectral_norm", "frozen"),
+    )
 
 
 def group_by_network(recipes: Iterable[Recipe]) -> list[list[Recipe]]:
@@ -88,12 +101,18 @@ def group_by_network(recipes: Iterable[Recipe]) -> list[list[Recipe]]:
 
 def _chunks(items: Sequence[Recipe], size: int) -> Iterator[Sequence[Recipe]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def render(adapter: GeneratorAdapter, recipes: Sequence[Recipe], *, destination: Callable[[Recipe], Path],
-           on_batch: Callable[[list[RenderedImage]], None], encode_workers: int | None = None,
-           lookahead: int = 2) -> None:
+def render(
+    adapter: GeneratorAdapter,
+    recipes: Sequence[Recipe],
+    *,
+    destination: Callable[[Recipe], Path],
+    on_batch: Callable[[list[RenderedImage]], None],
+    encode_workers: int | None = None,
+    lookahead: int = 2,
+) -> None:
     """Render the recipes; each finished batch (files already in place) goes to on_batch, in order.
 
     While the network computes batch n+1, threads encode, write and describe batch n; at most
@@ -117,7 +136,11 @@ def render(adapter: GeneratorAdapter, recipes: Sequence[Recipe], *, destination:
             with network_context(adapter, group[0]):
                 for chunk in _chunks(group, batch_size):
                     arrays = to_uint8(adapter.generate(chunk, batch_size))
-                    pending.append([pool.submit(encode_image, recipe, rgb, destination(recipe))
-                                    for recipe, rgb in zip(chunk, arrays, strict=True)])
+                    pending.append(
+                        [
+                            pool.submit(encode_image, recipe, rgb, destination(recipe))
+                            for recipe, rgb in zip(chunk, arrays, strict=True)
+                        ]
+                    )
                     flush(lookahead)
         flush(0)

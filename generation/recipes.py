@@ -63,8 +63,14 @@ class Recipe:
         """Recipes with the same key run through the same (perturbed) network and can share batches."""
         weights = self.modifies_weights
         return json.dumps(
-            [self.model, self.perturbation if weights else None, self.draw if weights else 0, self.precision,
-             self.batch_size, self.truncation],
+            [
+                self.model,
+                self.perturbation if weights else None,
+                self.draw if weights else 0,
+                self.precision,
+                self.batch_size,
+                self.truncation,
+            ],
             sort_keys=True,
         )
 

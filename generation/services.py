@@ -55,8 +55,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNTRAINED_LABEL = "untrained random weights — demo only"
-MANIFEST_COLUMNS = ["stimulus_id", "condition", "class_index", "class_name", "seed", "epsilon", "draw", "path",
-                    "sha256", "width", "height", "recipe_id"]
+MANIFEST_COLUMNS = [
+    "stimulus_id",
+    "condition",
+    "class_index",
+    "class_name",
+    "seed",
+    "epsilon",
+    "draw",
+    "path",
+    "sha256",
+    "width",
+    "height",
+    "recipe_id",
+]
 DESCRIPTOR_KEYS = list(DESCRIPTOR_COLUMNS)  # the ratings schema's descriptor names, in the manifest's order
 
 
@@ -111,8 +123,16 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
         points = stimulus_inputs(condition, classes=spec.classes, seeds=spec.seeds)
         for draw in range(condition.draws):
             for item in points:
-                recipe = Recipe(model=model, truncation=spec.truncation, perturbation=condition.perturbation,
-                                draw=draw, size=size, precision=spec.precision, batch_size=spec.batch_size, **item)
+                recipe = Recipe(
+                    model=model,
+                    truncation=spec.truncation,
+                    perturbation=condition.perturbation,
+                    draw=draw,
+                    size=size,
+                    precision=spec.precision,
+                    batch_size=spec.batch_size,
+                    **item,
+                )
                 items.append(PlannedStimulus(condition=condition.name, recipe=recipe))
     inputs: list[dict[str, Any]] = []
     untrained: list[str] = []
@@ -121,10 +141,14 @@ def set_plan(*, spec: StimulusSpec, cwd: Path | None = None) -> SetPlan:
         by_condition.setdefault(item.condition, []).append(item)
     for index, condition in enumerate(spec.conditions):
         if condition.optimisation is not None:
-            planned, files = plan_optimisation(index=index, condition=condition.name,
-                                               optimisation=condition.optimisation,
-                                               weights_dir=Path(settings.WEIGHTS_DIR), base_dir=cwd,
-                                               generator_items=by_condition)
+            planned, files = plan_optimisation(
+                index=index,
+                condition=condition.name,
+                optimisation=condition.optimisation,
+                weights_dir=Path(settings.WEIGHTS_DIR),
+                base_dir=cwd,
+                generator_items=by_condition,
+            )
             items += planned  # type: ignore[arg-type]
             inputs += files
             untrained += [p.recipe.backbone["id"] for p in planned[:1] if p.job_extra["backbone_untrained"]]
@@ -176,9 +200,14 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
     with transaction.atomic():
         stimulus_set, created = StimulusSet.objects.select_for_update().get_or_create(
             name=spec.name,
-            defaults={"source": StimulusSet.Source.RENDERED, "spec": spec.raw, "model_id": plan.info.model_id,
-                      "weights_sha256": plan.info.sha256, "untrained": plan.untrained,
-                      "description": spec.description},
+            defaults={
+                "source": StimulusSet.Source.RENDERED,
+                "spec": spec.raw,
+                "model_id": plan.info.model_id,
+                "weights_sha256": plan.info.sha256,
+                "untrained": plan.untrained,
+                "description": spec.description,
+            },
         )
         if not created:
             if stimulus_set.source != StimulusSet.Source.RENDERED:
@@ -203,8 +232,9 @@ def stimulus_set_prepare(*, spec: StimulusSpec, plan: SetPlan) -> tuple[Stimulus
     return stimulus_set, [item for item in plan.items if item.recipe.recipe_id not in done]
 
 
-def render_jobs_create(*, stimulus_set: StimulusSet, items: list[PlannedStimulus], model_folder: Path,
-                       job_size: int = 64) -> list[RenderJob]:
+def render_jobs_create(
+    *, stimulus_set: StimulusSet, items: list[PlannedStimulus], model_folder: Path, job_size: int = 64
+) -> list[RenderJob]:
     """One job per perturbed network (condition x draw), split into chunks of at most job_size images."""
     groups: dict[str, list[PlannedStimulus]] = {}
     for item in items:
@@ -213,10 +243,14 @@ def render_jobs_create(*, stimulus_set: StimulusSet, items: list[PlannedStimulus
     for group in groups.values():
         per_job = max(job_size // group[0].recipe.batch_size, 1) * group[0].recipe.batch_size
         for start in range(0, len(group), per_job):
-            chunk = group[start:start + per_job]
-            payload = {"model_folder": str(model_folder),
-                       "items": [{"condition": i.condition, "recipe": i.recipe.to_dict(),
-                                  **getattr(i, "job_extra", {})} for i in chunk]}
+            chunk = group[start : start + per_job]
+            payload = {
+                "model_folder": str(model_folder),
+                "items": [
+                    {"condition": i.condition, "recipe": i.recipe.to_dict(), **getattr(i, "job_extra", {})}
+                    for i in chunk
+                ],
+            }
             jobs.append(RenderJob(stimulus_set=stimulus_set, payload=payload, total=len(chunk)))
     return RenderJob.objects.bulk_create(jobs)
 
@@ -224,7 +258,8 @@ def render_jobs_create(*, stimulus_set: StimulusSet, items: list[PlannedStimulus
 def render_jobs_abandon_stale(*, stimulus_set: StimulusSet) -> int:
     """In-process runs only: jobs left pending/running by a crashed run can never finish; say so."""
     return stimulus_set.render_jobs.filter(status__in=[RenderJob.Status.PENDING, RenderJob.Status.RUNNING]).update(
-        status=RenderJob.Status.FAILED, error="interrupted (the run that owned it stopped); superseded by a new run",
+        status=RenderJob.Status.FAILED,
+        error="interrupted (the run that owned it stopped); superseded by a new run",
         finished_at=timezone.now(),
     )
 
@@ -270,8 +305,9 @@ def adapter_for(folder: Path, *, sha256: str, precision: str, device: str) -> Ge
         _ADAPTER_CACHE.clear()
         info = model_info(folder)
         if info.sha256 != sha256:
-            raise SetupError(f"weights in {folder} changed since the set was planned "
-                             f"(sha256 {info.sha256[:12]}… ≠ {sha256[:12]}…)")
+            raise SetupError(
+                f"weights in {folder} changed since the set was planned (sha256 {info.sha256[:12]}… ≠ {sha256[:12]}…)"
+            )
         _ADAPTER_CACHE[key] = load_generator(info, device=device, precision=precision)
     return _ADAPTER_CACHE[key]
 
@@ -279,14 +315,16 @@ def adapter_for(folder: Path, *, sha256: str, precision: str, device: str) -> Ge
 def render_job_run(*, job_id: int, on_progress: Callable[[int], None] | None = None) -> RenderJob:
     """Render a job's missing stimuli and record them batch by batch; failures land in job.error."""
     job = RenderJob.objects.select_related("stimulus_set").get(pk=job_id)
-    RenderJob.objects.filter(pk=job.pk).update(status=RenderJob.Status.RUNNING, started_at=timezone.now(),
-                                              attempts=F("attempts") + 1, error="", done=0)
+    RenderJob.objects.filter(pk=job.pk).update(
+        status=RenderJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error="", done=0
+    )
     try:
         _render_job_items(job, on_progress)
     except Exception:
         logger.exception("render job %s failed", job.pk)
-        RenderJob.objects.filter(pk=job.pk).update(status=RenderJob.Status.FAILED, error=traceback.format_exc()[-4000:],
-                                                  finished_at=timezone.now())
+        RenderJob.objects.filter(pk=job.pk).update(
+            status=RenderJob.Status.FAILED, error=traceback.format_exc()[-4000:], finished_at=timezone.now()
+        )
     else:
         RenderJob.objects.filter(pk=job.pk).update(status=RenderJob.Status.DONE, finished_at=timezone.now())
     job.refresh_from_db()
@@ -326,17 +364,27 @@ def _render_job_items(job: RenderJob, on_progress: Callable[[int], None] | None)
     threads = int(getattr(settings, "TORCH_NUM_THREADS", 1))
     configure_torch(threads)
     device = pick_device(device_preference())
-    adapter = adapter_for(Path(job.payload["model_folder"]), sha256=todo[0].model["sha256"],
-                          precision=todo[0].precision, device=device)
-    provenance = {"device": device, "torch": torch.__version__, "threads": threads, "source": adapter.source,
-                  "host": socket.gethostname(), "pid": os.getpid(), "job": job.pk}
+    adapter = adapter_for(
+        Path(job.payload["model_folder"]), sha256=todo[0].model["sha256"], precision=todo[0].precision, device=device
+    )
+    provenance = {
+        "device": device,
+        "torch": torch.__version__,
+        "threads": threads,
+        "source": adapter.source,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "job": job.pk,
+    }
 
     def relative_name(recipe: Recipe) -> str:
         return f"{STIMULI_DIR}/{stimulus_token(stimulus_set.name, recipe.recipe_id)}.png"
 
     def record(batch: list[RenderedImage]) -> None:
-        rows = [_stimulus_row(stimulus_set, conditions[img.recipe.recipe_id], img, relative_name(img.recipe),
-                              provenance) for img in batch]
+        rows = [
+            _stimulus_row(stimulus_set, conditions[img.recipe.recipe_id], img, relative_name(img.recipe), provenance)
+            for img in batch
+        ]
         with transaction.atomic():
             stale = {rid for rid in existing if rid in {row.recipe_id for row in rows}}
             fresh = [row for row in rows if row.recipe_id not in stale]
@@ -344,8 +392,13 @@ def _render_job_items(job: RenderJob, on_progress: Callable[[int], None] | None)
             for row in rows:
                 if row.recipe_id in stale:
                     Stimulus.objects.filter(stimulus_set=stimulus_set, recipe_id=row.recipe_id).update(
-                        image=row.image.name, sha256=row.sha256, width=row.width, height=row.height,
-                        descriptors=row.descriptors, provenance=row.provenance)
+                        image=row.image.name,
+                        sha256=row.sha256,
+                        width=row.width,
+                        height=row.height,
+                        descriptors=row.descriptors,
+                        provenance=row.provenance,
+                    )
             RenderJob.objects.filter(pk=job.pk).update(done=F("done") + len(rows))
         if on_progress:
             on_progress(len(rows))
@@ -353,14 +406,26 @@ def _render_job_items(job: RenderJob, on_progress: Callable[[int], None] | None)
     render(adapter, todo, destination=lambda r: media / relative_name(r), on_batch=record)
 
 
-def _stimulus_row(stimulus_set: StimulusSet, condition: str, image: RenderedImage, name: str,
-                  provenance: dict[str, Any]) -> Stimulus:
+def _stimulus_row(
+    stimulus_set: StimulusSet, condition: str, image: RenderedImage, name: str, provenance: dict[str, Any]
+) -> Stimulus:
     recipe = image.recipe
     return Stimulus(
-        stimulus_set=stimulus_set, public_id=stimulus_token(stimulus_set.name, recipe.recipe_id), condition=condition,
-        class_index=recipe.class_index, class_name=class_name(recipe.class_index), seed=recipe.seed,
-        epsilon=recipe.epsilon, draw=recipe.draw, recipe=recipe.to_dict(), recipe_id=recipe.recipe_id, image=name,
-        sha256=image.sha256, width=image.width, height=image.height, descriptors=image.descriptors,
+        stimulus_set=stimulus_set,
+        public_id=stimulus_token(stimulus_set.name, recipe.recipe_id),
+        condition=condition,
+        class_index=recipe.class_index,
+        class_name=class_name(recipe.class_index),
+        seed=recipe.seed,
+        epsilon=recipe.epsilon,
+        draw=recipe.draw,
+        recipe=recipe.to_dict(),
+        recipe_id=recipe.recipe_id,
+        image=name,
+        sha256=image.sha256,
+        width=image.width,
+        height=image.height,
+        descriptors=image.descriptors,
         provenance={**provenance, **image.extra},
     )
 
@@ -384,11 +449,24 @@ def stimulus_set_export(*, stimulus_set: StimulusSet, out_dir: Path) -> Path:
             tmp = target.with_name(f".{target.name}.tmp")
             shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-        writer.writerow([stimulus.public_id, stimulus.condition, _blank(stimulus.class_index), stimulus.class_name,
-                         _blank(stimulus.seed), _blank(stimulus.epsilon), _blank(stimulus.draw), target.name,
-                         stimulus.sha256, stimulus.width, stimulus.height, stimulus.recipe_id]
-                        + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS]
-                        + recipe_summary(stimulus.recipe))
+        writer.writerow(
+            [
+                stimulus.public_id,
+                stimulus.condition,
+                _blank(stimulus.class_index),
+                stimulus.class_name,
+                _blank(stimulus.seed),
+                _blank(stimulus.epsilon),
+                _blank(stimulus.draw),
+                target.name,
+                stimulus.sha256,
+                stimulus.width,
+                stimulus.height,
+                stimulus.recipe_id,
+            ]
+            + [stimulus.descriptors.get(k, "") for k in DESCRIPTOR_KEYS]
+            + recipe_summary(stimulus.recipe)
+        )
         recipes[stimulus.public_id] = stimulus.recipe
     manifest = out_dir / "manifest.csv"
     atomic_write_bytes(manifest, buffer.getvalue().encode())
@@ -402,9 +480,11 @@ MANIFEST_RECIPE_COLUMNS = ["kind", "parameters"]
 def recipe_summary(recipe: dict[str, Any]) -> list[str]:
     """The manifest's kind and parameters (compact JSON) columns; the full recipes go to recipes.json."""
     if is_optimisation(recipe):
-        inputs = {role: source.get("path") or {"class_index": source["recipe"].get("class_index"),
-                                               "seed": source["recipe"].get("seed")}
-                  for role, source in recipe["inputs"].items()}
+        inputs = {
+            role: source.get("path")
+            or {"class_index": source["recipe"].get("class_index"), "seed": source["recipe"].get("seed")}
+            for role, source in recipe["inputs"].items()
+        }
         parameters = {"backbone": recipe["backbone"]["id"], **recipe["params"], **inputs}
         return [recipe["kind"], json.dumps(parameters, sort_keys=True, separators=(",", ":"))]
     if recipe.get("kind") == "imported":
@@ -422,8 +502,9 @@ def _blank(value: Any) -> Any:
 IMPORT_FIELDS = {"filename", "condition"}
 
 
-def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
-                   image_format: str | None = None) -> tuple[int, int]:
+def stimuli_import(
+    *, directory: Path, labels_csv: Path, set_name: str, image_format: str | None = None
+) -> tuple[int, int]:
     """Import external images as stimuli of a set; returns (created, already there). All rows are
     checked (columns, files, readable images) before anything is written.
 
@@ -444,8 +525,9 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
         raise SetupError(f"cannot read labels {labels_csv}: {exc.strerror}") from None
     missing = IMPORT_FIELDS - set(columns)
     if missing:
-        raise SetupError(f"labels {labels_csv} lacks column(s) {', '.join(sorted(missing))} "
-                         f"(found: {', '.join(columns) or 'none'})")
+        raise SetupError(
+            f"labels {labels_csv} lacks column(s) {', '.join(sorted(missing))} (found: {', '.join(columns) or 'none'})"
+        )
     problems = []
     for number, row in enumerate(rows, start=2):
         path = directory / (row["filename"] or "")
@@ -462,11 +544,18 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
     if not rows:
         problems.append("no rows")
     if problems:
-        raise SetupError(f"cannot import {labels_csv}: {'; '.join(problems[:5])}"
-                         + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""))
+        raise SetupError(
+            f"cannot import {labels_csv}: {'; '.join(problems[:5])}"
+            + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+        )
     stimulus_set, _ = StimulusSet.objects.get_or_create(
-        name=set_name, defaults={"source": StimulusSet.Source.IMPORTED, "description": f"imported from {directory}",
-                                 "image_format": image_format or DEFAULT_FORMAT})
+        name=set_name,
+        defaults={
+            "source": StimulusSet.Source.IMPORTED,
+            "description": f"imported from {directory}",
+            "image_format": image_format or DEFAULT_FORMAT,
+        },
+    )
     if stimulus_set.source != StimulusSet.Source.IMPORTED:
         raise SetupError(f"set {set_name!r} holds rendered stimuli; import into another set")
     if image_format is not None and image_format != stimulus_set.image_format:
@@ -489,13 +578,25 @@ def stimuli_import(*, directory: Path, labels_csv: Path, set_name: str,
         labels = {k: v for k, v in row.items() if k not in IMPORT_FIELDS and k is not None}
         index = row.get("class_index")
         Stimulus.objects.create(
-            stimulus_set=stimulus_set, public_id=token, condition=row["condition"],
+            stimulus_set=stimulus_set,
+            public_id=token,
+            condition=row["condition"],
             class_index=int(index) if index not in (None, "") and str(index).strip().isdigit() else None,
-            class_name=row.get("class_name") or "", recipe=recipe, recipe_id=recipe_id, image=name,
-            sha256=encoded.sha256, width=encoded.rgb.shape[1], height=encoded.rgb.shape[0],
-            descriptors=describe(encoded.rgb), labels=labels,
-            provenance={"source": "import", "original_file": row["filename"], "original_sha256": sha,
-                        **{f"original_{k}": v for k, v in encoded.original.items()}},
+            class_name=row.get("class_name") or "",
+            recipe=recipe,
+            recipe_id=recipe_id,
+            image=name,
+            sha256=encoded.sha256,
+            width=encoded.rgb.shape[1],
+            height=encoded.rgb.shape[0],
+            descriptors=describe(encoded.rgb),
+            labels=labels,
+            provenance={
+                "source": "import",
+                "original_file": row["filename"],
+                "original_sha256": sha,
+                **{f"original_{k}": v for k, v in encoded.original.items()},
+            },
         )
         existing.add(recipe_id)
         created += 1
@@ -521,11 +622,18 @@ def stimuli_make_uniform(*, stimulus_sets: list[StimulusSet]) -> tuple[int, int]
                 name = f"{STIMULI_DIR}/{stimulus.public_id}.{encoded.extension}"
                 if name != stimulus.image.name or encoded.data != data:
                     write_stimulus_file(media / name, encoded.data)
-                    provenance = {"original_sha256": stimulus.sha256, **stimulus.provenance,
-                                  **{f"original_{k}": v for k, v in encoded.original.items()
-                                     if f"original_{k}" not in stimulus.provenance}}
-                    Stimulus.objects.filter(pk=stimulus.pk).update(image=name, sha256=encoded.sha256,
-                                                                   provenance=provenance)
+                    provenance = {
+                        "original_sha256": stimulus.sha256,
+                        **stimulus.provenance,
+                        **{
+                            f"original_{k}": v
+                            for k, v in encoded.original.items()
+                            if f"original_{k}" not in stimulus.provenance
+                        },
+                    }
+                    Stimulus.objects.filter(pk=stimulus.pk).update(
+                        image=name, sha256=encoded.sha256, provenance=provenance
+                    )
                     if name != stimulus.image.name:
                         path.unlink()
                     encoded_count += 1

@@ -38,8 +38,18 @@ from generation.latents import parse_arithmetic, parse_walk, stimulus_inputs
 from generation.optimisations import CONDITION_KEYS as OPTIMISATION_CONDITION_KEYS
 from generation.optimisations import check_distinct, condition_kind, count_images, parse_optimisation
 
-TOP_KEYS = {"name", "model", "truncation", "classes", "seeds", "conditions", "size", "precision", "batch_size",
-            "description"}
+TOP_KEYS = {
+    "name",
+    "model",
+    "truncation",
+    "classes",
+    "seeds",
+    "conditions",
+    "size",
+    "precision",
+    "batch_size",
+    "description",
+}
 CONDITION_KEYS = {"name", "perturbation", "walk", "arithmetic", *OPTIMISATION_CONDITION_KEYS}
 MULTIPLICATIVE_KEYS = {"kind", "epsilon", "targets", "seed", "draws", "noise", "spectral_norm"}
 # What a spectral-norm layer divides a perturbed weight by (perturbation.py); the default is justified in
@@ -90,10 +100,14 @@ class StimulusSpec:
 
     @property
     def image_count(self) -> int:
-        per_condition = {c.name: c.draws * len(stimulus_inputs(c, classes=self.classes, seeds=self.seeds))
-                         for c in self.conditions if c.optimisation is None}
-        return sum(per_condition.values()) + sum(count_images(c.optimisation, per_condition)
-                                                 for c in self.conditions if c.optimisation is not None)
+        per_condition = {
+            c.name: c.draws * len(stimulus_inputs(c, classes=self.classes, seeds=self.seeds))
+            for c in self.conditions
+            if c.optimisation is None
+        }
+        return sum(per_condition.values()) + sum(
+            count_images(c.optimisation, per_condition) for c in self.conditions if c.optimisation is not None
+        )
 
 
 def load_spec(path: Path) -> StimulusSpec:
@@ -209,9 +223,19 @@ def parse_spec(data: Any, *, base_dir: Path | None = None) -> StimulusSpec:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description", "must be text")
-    return StimulusSpec(name=name, model=model.strip(), truncation=truncation, classes=parsed_classes,
-                        seeds=parsed_seeds, conditions=parsed_conditions, size=size, precision=precision,
-                        batch_size=batch_size, description=description, raw=data)
+    return StimulusSpec(
+        name=name,
+        model=model.strip(),
+        truncation=truncation,
+        classes=parsed_classes,
+        seeds=parsed_seeds,
+        conditions=parsed_conditions,
+        size=size,
+        precision=precision,
+        batch_size=batch_size,
+        description=description,
+        raw=data,
+    )
 
 
 def _condition(data: Any, where: str, base_dir: Path | None = None) -> Condition:
@@ -296,5 +320,9 @@ def _common(perturbation: dict[str, Any], where: str) -> dict[str, Any]:
     noise = perturbation.get("noise", "normal")
     if noise not in ("normal", "uniform"):
         raise SpecError(f"{where}.noise", f"must be normal or uniform, not {noise!r}")
-    return {"kind": perturbation["kind"], "epsilon": epsilon, "seed": _int(perturbation.get("seed", 0),
-                                                                           f"{where}.seed"), "noise": noise}
+    return {
+        "kind": perturbation["kind"],
+        "epsilon": epsilon,
+        "seed": _int(perturbation.get("seed", 0), f"{where}.seed"),
+        "noise": noise,
+    }

@@ -25,8 +25,15 @@ def walk_recipes(start: Recipe, *, to_seed: int, to_class: int | None, frames: i
     if method not in ("lerp", "slerp"):
         raise ValueError(f"method must be lerp or slerp, not {method!r}")
     return [
-        replace(start, walk={"to_seed": to_seed, "to_class": to_class if to_class is not None else start.class_index,
-                             "t": i / (frames - 1), "method": method})
+        replace(
+            start,
+            walk={
+                "to_seed": to_seed,
+                "to_class": to_class if to_class is not None else start.class_index,
+                "t": i / (frames - 1),
+                "method": method,
+            },
+        )
         for i in range(frames)
     ]
 
@@ -42,10 +49,26 @@ def render_walk(adapter: GeneratorAdapter, recipes: list[Recipe], out_dir: Path,
     for suffix, options in (("webp", {"lossless": True}), ("gif", {"optimize": False})):
         target = out_dir / f"walk.{suffix}"
         tmp = target.with_name(f".{target.name}.tmp")
-        images[0].save(tmp, format=suffix.upper(), save_all=True, append_images=images[1:], duration=duration,
-                       loop=0, **options)
+        images[0].save(
+            tmp, format=suffix.upper(), save_all=True, append_images=images[1:], duration=duration, loop=0, **options
+        )
         tmp.replace(target)
-    atomic_write_bytes(out_dir / "walk.json", (json.dumps(
-        [{"frame": paths[r.recipe_id].name, "recipe_id": r.recipe_id, "recipe": r.to_dict(), "sha256": f.sha256}
-         for r, f in zip(recipes, frames, strict=True)], indent=2) + "\n").encode())
+    atomic_write_bytes(
+        out_dir / "walk.json",
+        (
+            json.dumps(
+                [
+                    {
+                        "frame": paths[r.recipe_id].name,
+                        "recipe_id": r.recipe_id,
+                        "recipe": r.to_dict(),
+                        "sha256": f.sha256,
+                    }
+                    for r, f in zip(recipes, frames, strict=True)
+                ],
+                indent=2,
+            )
+            + "\n"
+        ).encode(),
+    )
     return [paths[r.recipe_id] for r in recipes]

@@ -35,18 +35,47 @@ WEIGHTS_NAME = "pytorch_model.bin"
 RECORD_NAME = "weights.json"
 
 _TINY_LAYERS = [(True, 16, 8), (True, 8, 4), (True, 4, 2), (True, 2, 1)]
-_DEEP_256 = [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 8),
-             (False, 8, 8), (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)]
+_DEEP_256 = [
+    (False, 16, 16),
+    (True, 16, 16),
+    (False, 16, 16),
+    (True, 16, 8),
+    (False, 8, 8),
+    (True, 8, 8),
+    (False, 8, 8),
+    (True, 8, 4),
+    (False, 4, 4),
+    (True, 4, 2),
+    (False, 2, 2),
+    (True, 2, 1),
+]
 # Architectures of the released BigGAN-deep models (parameter counts match: 50.4M, 55.9M, 56.2M).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"output_dim": 64, "channel_width": 8, "layers": _TINY_LAYERS, "attention_layer_position": 2},
-    "128": {"output_dim": 128, "channel_width": 128,
-            "layers": [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
-                       (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
-            "attention_layer_position": 8},
+    "128": {
+        "output_dim": 128,
+        "channel_width": 128,
+        "layers": [
+            (False, 16, 16),
+            (True, 16, 16),
+            (False, 16, 16),
+            (True, 16, 8),
+            (False, 8, 8),
+            (True, 8, 4),
+            (False, 4, 4),
+            (True, 4, 2),
+            (False, 2, 2),
+            (True, 2, 1),
+        ],
+        "attention_layer_position": 8,
+    },
     "256": {"output_dim": 256, "channel_width": 128, "layers": _DEEP_256, "attention_layer_position": 8},
-    "512": {"output_dim": 512, "channel_width": 128, "layers": [*_DEEP_256, (False, 1, 1), (True, 1, 1)],
-            "attention_layer_position": 8},
+    "512": {
+        "output_dim": 512,
+        "channel_width": 128,
+        "layers": [*_DEEP_256, (False, 1, 1), (True, 1, 1)],
+        "attention_layer_position": 8,
+    },
 }
 # Random models (make-random): see random_biggan for why these are not the package's defaults.
 RANDOM_EMBEDDING_STD = 0.4
@@ -139,8 +168,9 @@ def model_info(folder: Path, *, model_id: str | None = None) -> ModelInfo:
     config = read_config(folder)
     architecture = architecture_of(config)
     if architecture not in ARCHITECTURES:
-        raise WeightsError(f"{folder / CONFIG_NAME}: unknown architecture {architecture!r} "
-                           f"(known: {', '.join(ARCHITECTURES)})")
+        raise WeightsError(
+            f"{folder / CONFIG_NAME}: unknown architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})"
+        )
     weights = _weights_file(folder, config)
     stat = weights.stat()
     key = (str(weights), stat.st_size, stat.st_mtime_ns)
@@ -153,8 +183,14 @@ def model_info(folder: Path, *, model_id: str | None = None) -> ModelInfo:
             f"{weights} does not match the sha256 recorded in {folder / RECORD_NAME} "
             f"({sha[:12]}… ≠ {record['sha256'][:12]}…): the file changed or is truncated; fetch it again"
         )
-    return ModelInfo(folder=folder, model_id=model_id or folder.name, architecture=architecture, config=config,
-                     sha256=sha, untrained=record.get("source") == "random")
+    return ModelInfo(
+        folder=folder,
+        model_id=model_id or folder.name,
+        architecture=architecture,
+        config=config,
+        sha256=sha,
+        untrained=record.get("source") == "random",
+    )
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -202,8 +238,7 @@ def load_generator(info: ModelInfo, *, device: str = "cpu", precision: str = "fl
     check_state_dict(model.state_dict(), state, path=path)
     model.load_state_dict(state, strict=True)
     model = model.to(device=device, dtype=precision_dtype(precision)).eval()
-    return adapter_class(model, config=info.config, model_id=info.model_id, sha256=info.sha256,
-                         source=str(info.folder))
+    return adapter_class(model, config=info.config, model_id=info.model_id, sha256=info.sha256, source=str(info.folder))
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -213,8 +248,13 @@ def precision_dtype(precision: str) -> torch.dtype:
 def meta_adapter(info: ModelInfo) -> GeneratorAdapter:
     """An adapter over an uninitialised module: parameter names for validating targets up front."""
     build, adapter_class = ARCHITECTURES[info.architecture]
-    return adapter_class(build(info.config, init=False), config=info.config, model_id=info.model_id,
-                         sha256=info.sha256, source=str(info.folder))
+    return adapter_class(
+        build(info.config, init=False),
+        config=info.config,
+        model_id=info.model_id,
+        sha256=info.sha256,
+        source=str(info.folder),
+    )
 
 
 # --- random-weight models ------------------------------------------------------------------------
@@ -251,8 +291,9 @@ def random_biggan(preset: str, seed: int) -> tuple[dict[str, Any], torch.nn.Modu
     return config, model.eval()
 
 
-def save_folder(folder: Path, *, config: dict[str, Any], state_dict: dict[str, torch.Tensor],
-                record: dict[str, Any]) -> str:
+def save_folder(
+    folder: Path, *, config: dict[str, Any], state_dict: dict[str, torch.Tensor], record: dict[str, Any]
+) -> str:
     """Write config.json, pytorch_model.bin and weights.json atomically; returns the weights' sha256."""
     folder.mkdir(parents=True, exist_ok=True)
     import io
@@ -263,8 +304,9 @@ def save_folder(folder: Path, *, config: dict[str, Any], state_dict: dict[str, t
     sha = hashlib.sha256(data).hexdigest()
     atomic_write_bytes(folder / WEIGHTS_NAME, data)
     atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-    atomic_write_bytes(folder / RECORD_NAME,
-                       (json.dumps({**record, "sha256": sha}, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(
+        folder / RECORD_NAME, (json.dumps({**record, "sha256": sha}, indent=2, sort_keys=True) + "\n").encode()
+    )
     return sha
 
 
@@ -272,16 +314,30 @@ def make_random(folder: Path, *, preset: str, seed: int) -> str:
     """Write a random-weight BigGAN in the from_pretrained folder format; returns its sha256."""
     config, model = random_biggan(preset, seed)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    return save_folder(folder, config=config, state_dict=state,
-                       record={"source": "random", "preset": preset, "seed": seed,
-                               "note": "untrained random weights: for tests and demos only"})
+    return save_folder(
+        folder,
+        config=config,
+        state_dict=state,
+        record={
+            "source": "random",
+            "preset": preset,
+            "seed": seed,
+            "note": "untrained random weights: for tests and demos only",
+        },
+    )
 
 
 # --- downloads -----------------------------------------------------------------------------------
 
 
-def download(name: str, *, weights_dir: Path, timeout: float = 30.0,
-             progress: Callable[[int, int | None], None] | None = None, base_url: str = DOWNLOAD_BASE) -> Path:
+def download(
+    name: str,
+    *,
+    weights_dir: Path,
+    timeout: float = 30.0,
+    progress: Callable[[int, int | None], None] | None = None,
+    base_url: str = DOWNLOAD_BASE,
+) -> Path:
     """Fetch a released BigGAN-deep model into weights_dir/name, with a timeout and a sha256 record."""
     import requests
 
@@ -314,8 +370,13 @@ def download(name: str, *, weights_dir: Path, timeout: float = 30.0,
                 shas[filename] = digest.hexdigest()
     except requests.RequestException as exc:
         raise WeightsError(f"cannot download {name}: {str(exc).splitlines()[0]} (timeout {timeout:g} s)") from None
-    record = {"source": "download", "name": name, "urls": urls, "sha256": shas[WEIGHTS_NAME],
-              "config_sha256": shas[CONFIG_NAME]}
+    record = {
+        "source": "download",
+        "name": name,
+        "urls": urls,
+        "sha256": shas[WEIGHTS_NAME],
+        "config_sha256": shas[CONFIG_NAME],
+    }
     atomic_write_bytes(folder / RECORD_NAME, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     info = model_info(folder, model_id=name)
     load_generator(info)  # refuse (and say so) if what arrived does not load strictly

@@ -27,9 +27,21 @@ from study.models import (
 )
 from study.private_files import EXPORTS_DIR, can_read_study_files, private_root, report_file_url
 
-DESIGN_FIELDS = ["stimulus_sets", "conditions", "layout", "between_factor", "trials_per_participant", "practice_trials",
-                 "attention_checks", "max_run_length", "task", "pair_design", "pairs_per_participant",
-                 "pair_within_fraction", "pair_allow_tie"]
+DESIGN_FIELDS = [
+    "stimulus_sets",
+    "conditions",
+    "layout",
+    "between_factor",
+    "trials_per_participant",
+    "practice_trials",
+    "attention_checks",
+    "max_run_length",
+    "task",
+    "pair_design",
+    "pairs_per_participant",
+    "pair_within_fraction",
+    "pair_allow_tie",
+]
 
 
 def design_is_frozen(study: Study | None) -> bool:
@@ -74,20 +86,60 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ["slug", "title"]
     inlines = [RatingDimensionInline]
     filter_horizontal = ["stimulus_sets"]
-    readonly_fields = ["status", "links", "recruitment_url", "readiness", "progress", "allocation", "pilot_token",
-                       "published_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "status",
+        "links",
+        "recruitment_url",
+        "readiness",
+        "progress",
+        "allocation",
+        "pilot_token",
+        "published_at",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["slug", "title", "status", "links", "recruitment_url", "readiness", "progress"]}),
         ("Texts", {"fields": ["consent_text", "instructions", "debrief"]}),
-        ("Stimuli and design", {"fields": ["stimulus_sets", "conditions", "layout", "between_factor",
-                                           "trials_per_participant", "practice_trials", "attention_checks",
-                                           "max_run_length", "allocation"]}),
-        ("Pairwise comparisons (task: pairwise)", {"fields": ["task", "pair_design", "pairs_per_participant",
-                                                              "pair_within_fraction", "pair_allow_tie"]}),
-        ("Recruitment", {"fields": ["max_participants", "completion_code", "completion_url_template",
-                                    "no_consent_url", "timed_out_code", "timed_out_url", "anonymous_entry",
-                                    "languages", "time_limit_minutes", "screen_out_after", "screen_out_code",
-                                    "screen_out_url_template"]}),
+        (
+            "Stimuli and design",
+            {
+                "fields": [
+                    "stimulus_sets",
+                    "conditions",
+                    "layout",
+                    "between_factor",
+                    "trials_per_participant",
+                    "practice_trials",
+                    "attention_checks",
+                    "max_run_length",
+                    "allocation",
+                ]
+            },
+        ),
+        (
+            "Pairwise comparisons (task: pairwise)",
+            {"fields": ["task", "pair_design", "pairs_per_participant", "pair_within_fraction", "pair_allow_tie"]},
+        ),
+        (
+            "Recruitment",
+            {
+                "fields": [
+                    "max_participants",
+                    "completion_code",
+                    "completion_url_template",
+                    "no_consent_url",
+                    "timed_out_code",
+                    "timed_out_url",
+                    "anonymous_entry",
+                    "languages",
+                    "time_limit_minutes",
+                    "screen_out_after",
+                    "screen_out_code",
+                    "screen_out_url_template",
+                ]
+            },
+        ),
         ("Record", {"classes": ["collapse"], "fields": ["pilot_token", "published_at", "created_at", "updated_at"]}),
     ]
     actions = [
@@ -95,7 +147,9 @@ class StudyAdmin(admin.ModelAdmin):
         _status_action(Study.Status.PILOT, "Start pilot (participants flagged, outside quotas)"),
         _status_action(Study.Status.PAUSED, "Pause (no new participants; started ones may finish)"),
         _status_action(Study.Status.CLOSED, "Close"),
-        "export_csv", "export_parquet", "generate_report",
+        "export_csv",
+        "export_parquet",
+        "generate_report",
     ]
 
     class Media:
@@ -124,8 +178,9 @@ class StudyAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if not change and authoring.study_dimensions_default(study=form.instance):
-            self.message_user(request, "Added the default dimensions (artistry, symbolism); edit them below.",
-                              messages.INFO)
+            self.message_user(
+                request, "Added the default dimensions (artistry, symbolism); edit them below.", messages.INFO
+            )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -133,9 +188,13 @@ class StudyAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         real = Q(participants__is_pilot=False)
-        return super().get_queryset(request).annotate(
-            consented=Count("participants", filter=real & Q(participants__consented_at__isnull=False)),
-            completed=Count("participants", filter=real & Q(participants__step=Participant.Step.DONE)),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                consented=Count("participants", filter=real & Q(participants__consented_at__isnull=False)),
+                completed=Count("participants", filter=real & Q(participants__step=Participant.Step.DONE)),
+            )
         )
 
     @admin.display(description="consented", ordering="consented")
@@ -155,10 +214,16 @@ class StudyAdmin(admin.ModelAdmin):
         ratings = reverse("admin:study_rating_changelist") + f"?trial__participant__study__id__exact={study.pk}"
         monitor = reverse("admin:study_study_monitor", args=[study.pk])
         ops = reverse("admin:study_study_participant_ops", args=[study.pk])
-        return format_html('<a href="{}">monitor</a> · <a href="{}" target="_blank">pilot preview</a> · '
-                           '<a href="{}">participants</a> · <a href="{}">ratings</a> · '
-                           '<a href="{}">participant operations</a>',
-                           monitor, urls["pilot preview"], participants, ratings, ops)
+        return format_html(
+            '<a href="{}">monitor</a> · <a href="{}" target="_blank">pilot preview</a> · '
+            '<a href="{}">participants</a> · <a href="{}">ratings</a> · '
+            '<a href="{}">participant operations</a>',
+            monitor,
+            urls["pilot preview"],
+            participants,
+            ratings,
+            ops,
+        )
 
     @admin.display(description="recruitment URL")
     def recruitment_url(self, study: Study) -> str:
@@ -187,8 +252,9 @@ class StudyAdmin(admin.ModelAdmin):
         if not study.pk:
             return "-"
         pairwise_task = study.task == Study.Task.PAIRWISE
-        counts = (pairwise.pair_counts(study=study) if pairwise_task
-                  else selectors.stimulus_allocation_counts(study=study))
+        counts = (
+            pairwise.pair_counts(study=study) if pairwise_task else selectors.stimulus_allocation_counts(study=study)
+        )
         pool = list(selectors.study_stimuli(study=study).values_list("pk", flat=True))
         if not pool:
             return "no stimuli"
@@ -207,8 +273,13 @@ class StudyAdmin(admin.ModelAdmin):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = Path(tempfile.mkdtemp(prefix=f"{study.slug}-", dir=folder)) / f"{study.slug}-ratings{suffix}"
         rows = services.ratings_export(study=study, path=path)
-        operations.audit_record(action=AuditEntry.Action.EXPORT, study=study, actor=request.user, rows=rows,
-                                detail={"format": suffix.lstrip(".")})
+        operations.audit_record(
+            action=AuditEntry.Action.EXPORT,
+            study=study,
+            actor=request.user,
+            rows=rows,
+            detail={"format": suffix.lstrip(".")},
+        )
         handle = path.open("rb")
         path.unlink()
         path.parent.rmdir()
@@ -235,8 +306,11 @@ class StudyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{study.slug}: {exc}", messages.ERROR)
                 return
             url = reverse("admin:study_studyreport_change", args=[report.pk])
-            self.message_user(request, format_html('Report for {} queued: <a href="{}">follow its state here</a>.',
-                                                   study.slug, url), messages.INFO)
+            self.message_user(
+                request,
+                format_html('Report for {} queued: <a href="{}">follow its state here</a>.', study.slug, url),
+                messages.INFO,
+            )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -261,14 +335,30 @@ class QuestionnaireInline(admin.StackedInline):
 class TrialInline(admin.TabularInline):
     model = Trial
     can_delete = False
-    fields = ["index", "kind", "stimulus_link", "dimensions", "block", "expected_value", "attention_passed",
-              "shown_at", "answered_at", "rt_ms", "shown_count", "answers"]
+    fields = [
+        "index",
+        "kind",
+        "stimulus_link",
+        "dimensions",
+        "block",
+        "expected_value",
+        "attention_passed",
+        "shown_at",
+        "answered_at",
+        "rt_ms",
+        "shown_count",
+        "answers",
+    ]
     readonly_fields = fields
     ordering = ["index"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Trial]:
-        return super().get_queryset(request).select_related("stimulus", "stimulus_right").prefetch_related(
-            "ratings__dimension", "choices__dimension")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("stimulus", "stimulus_right")
+            .prefetch_related("ratings__dimension", "choices__dimension")
+        )
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -276,25 +366,57 @@ class TrialInline(admin.TabularInline):
     @admin.display(description="stimulus")
     def stimulus_link(self, trial: Trial) -> str:
         if trial.stimulus_right_id:  # a pair: left vs right
-            return format_html("{} ({}) vs {} ({})", trial.stimulus.public_id, trial.stimulus.condition,
-                               trial.stimulus_right.public_id, trial.stimulus_right.condition)
+            return format_html(
+                "{} ({}) vs {} ({})",
+                trial.stimulus.public_id,
+                trial.stimulus.condition,
+                trial.stimulus_right.public_id,
+                trial.stimulus_right.condition,
+            )
         return format_html("{} ({})", trial.stimulus.public_id, trial.stimulus.condition)
 
     @admin.display(description="answers")
     def answers(self, trial: Trial) -> str:
-        return ", ".join([f"{r.dimension.name}={r.value:g}" for r in trial.ratings.all()]
-                         + [f"{c.dimension.name}={c.side}" for c in trial.choices.all()])
+        return ", ".join(
+            [f"{r.dimension.name}={r.value:g}" for r in trial.ratings.all()]
+            + [f"{c.dimension.name}={c.side}" for c in trial.choices.all()]
+        )
 
 
 @admin.register(Participant)
 class ParticipantAdmin(ReadOnlyAdmin):
-    list_display = ["short_pseudonym", "study", "step", "position", "is_pilot", "group", "attention_failures",
-                    "started_at", "completed_at"]
+    list_display = [
+        "short_pseudonym",
+        "study",
+        "step",
+        "position",
+        "is_pilot",
+        "group",
+        "attention_failures",
+        "started_at",
+        "completed_at",
+    ]
     list_filter = ["study", "step", "is_pilot", "group"]
     search_fields = ["pseudonym", "public_id"]
-    readonly_fields = ["study", "pseudonym", "source", "recruitment", "is_pilot", "step", "position", "seed", "group",
-                       "attention_failures", "user_agent", "started_at", "consented_at", "completed_at",
-                       "released_at", "screened_out_at", "withdrawn_at"]
+    readonly_fields = [
+        "study",
+        "pseudonym",
+        "source",
+        "recruitment",
+        "is_pilot",
+        "step",
+        "position",
+        "seed",
+        "group",
+        "attention_failures",
+        "user_agent",
+        "started_at",
+        "consented_at",
+        "completed_at",
+        "released_at",
+        "screened_out_at",
+        "withdrawn_at",
+    ]
     exclude = ["public_id"]
     inlines = [QuestionnaireInline, TrialInline]
     actions = ["release"]
@@ -304,8 +426,13 @@ class ParticipantAdmin(ReadOnlyAdmin):
         count = services.participants_release(participants=queryset)
         study_ids = set(queryset.values_list("study_id", flat=True))
         study = Study.objects.get(pk=study_ids.pop()) if len(study_ids) == 1 else None
-        operations.audit_record(action=AuditEntry.Action.RELEASE, study=study, actor=request.user, rows=count,
-                                detail={"reason": "admin action"})
+        operations.audit_record(
+            action=AuditEntry.Action.RELEASE,
+            study=study,
+            actor=request.user,
+            rows=count,
+            detail={"reason": "admin action"},
+        )
         self.message_user(request, f"Released {count} participant(s); completed and declined ones are never released.")
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Participant], search_term: str):
@@ -323,10 +450,24 @@ class ParticipantAdmin(ReadOnlyAdmin):
 
 @admin.register(Rating)
 class RatingAdmin(ReadOnlyAdmin):
-    list_display = ["participant", "trial_index", "kind", "stimulus", "condition", "dimension", "value", "rt_ms",
-                    "created_at"]
-    list_filter = ["trial__participant__study", "dimension__name", "trial__kind", "trial__stimulus__condition",
-                   "trial__participant__is_pilot"]
+    list_display = [
+        "participant",
+        "trial_index",
+        "kind",
+        "stimulus",
+        "condition",
+        "dimension",
+        "value",
+        "rt_ms",
+        "created_at",
+    ]
+    list_filter = [
+        "trial__participant__study",
+        "dimension__name",
+        "trial__kind",
+        "trial__stimulus__condition",
+        "trial__participant__is_pilot",
+    ]
     list_select_related = ["trial__participant", "trial__stimulus", "dimension"]
     readonly_fields = ["trial", "dimension", "value", "rt_ms", "created_at"]
 
@@ -358,6 +499,8 @@ REPORT_STATES = {
     StudyReport.Status.FAILED: "failed",
 }
 REPORT_FIRST = ["report.html"]  # what a researcher opens; the tables and figures follow
+
+
 @admin.register(Choice)
 class ChoiceAdmin(ReadOnlyAdmin):
     list_display = ["trial", "dimension", "side", "chosen", "rt_ms", "posterior_seq", "created_at"]
@@ -370,8 +513,17 @@ class ChoiceAdmin(ReadOnlyAdmin):
 class StudyReportAdmin(ReadOnlyAdmin):
     list_display = ["study", "state", "created_at", "finished_at", "stale_since", "short_error"]
     list_filter = ["status", "study"]
-    readonly_fields = ["study", "state", "stale_since", "notes", "file_links", "error", "celery_task_id",
-                       "created_at", "finished_at"]
+    readonly_fields = [
+        "study",
+        "state",
+        "stale_since",
+        "notes",
+        "file_links",
+        "error",
+        "celery_task_id",
+        "created_at",
+        "finished_at",
+    ]
 
     @admin.display(description="state", ordering="status")
     def state(self, report: StudyReport) -> str:
@@ -393,6 +545,11 @@ class StudyReportAdmin(ReadOnlyAdmin):
             return "-"
         # Through the staff-only view: the files hold participant data and are not under the public media.
         files = sorted(report.files, key=lambda name: (name not in REPORT_FIRST, name))
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", '<li><a href="{}" target="_blank" rel="noopener">{}</a></li>',
-            ((report_file_url(report=report, name=name), name) for name in files)))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}" target="_blank" rel="noopener">{}</a></li>',
+                ((report_file_url(report=report, name=name), name) for name in files),
+            ),
+        )

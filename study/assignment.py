@@ -35,8 +35,9 @@ class ScaleRange:
     is_slider: bool
 
 
-def condition_quotas(*, conditions: dict[str, int], counts_by_condition: dict[str, int], n: int,
-                     rng: random.Random) -> dict[str, int]:
+def condition_quotas(
+    *, conditions: dict[str, int], counts_by_condition: dict[str, int], n: int, rng: random.Random
+) -> dict[str, int]:
     """Split n trials over conditions as evenly as possible; spare trials go to the least-rated conditions.
 
     `conditions` maps condition -> number of available stimuli, so a small condition is never over-asked.
@@ -61,8 +62,9 @@ def condition_quotas(*, conditions: dict[str, int], counts_by_condition: dict[st
     return quotas
 
 
-def pick_stimuli(*, pool: Sequence[StimulusRef], counts: dict[int, int], n: int,
-                 rng: random.Random) -> list[StimulusRef]:
+def pick_stimuli(
+    *, pool: Sequence[StimulusRef], counts: dict[int, int], n: int, rng: random.Random
+) -> list[StimulusRef]:
     """Least-rated first within each condition, conditions balanced within the participant; ties broken at random."""
     by_condition: dict[str, list[StimulusRef]] = {}
     for ref in pool:
@@ -72,7 +74,9 @@ def pick_stimuli(*, pool: Sequence[StimulusRef], counts: dict[int, int], n: int,
         counts_by_condition[ref.condition] += counts.get(ref.id, 0)
     quotas = condition_quotas(
         conditions={c: len(refs) for c, refs in by_condition.items()},
-        counts_by_condition=dict(counts_by_condition), n=n, rng=rng,
+        counts_by_condition=dict(counts_by_condition),
+        n=n,
+        rng=rng,
     )
     chosen: list[StimulusRef] = []
     for condition in sorted(by_condition):
@@ -91,8 +95,9 @@ def longest_run(conditions: Sequence[str]) -> int:
     return best
 
 
-def order_without_long_runs(items: Sequence[StimulusRef], *, max_run: int, rng: random.Random,
-                            attempts: int = 200) -> list[StimulusRef]:
+def order_without_long_runs(
+    items: Sequence[StimulusRef], *, max_run: int, rng: random.Random, attempts: int = 200
+) -> list[StimulusRef]:
     """Random order in which no condition appears more than `max_run` times in a row (when that is possible).
 
     Sequential sampling weighted by what is left, restarted on a dead end; the best attempt is kept otherwise.
@@ -147,13 +152,15 @@ def spread_positions(*, length: int, count: int, rng: random.Random) -> list[int
     return positions
 
 
-def extra_stimuli(*, pool: Sequence[StimulusRef], rated_ids: set[int], counts: dict[int, int], n: int,
-                  rng: random.Random) -> list[StimulusRef]:
+def extra_stimuli(
+    *, pool: Sequence[StimulusRef], rated_ids: set[int], counts: dict[int, int], n: int, rng: random.Random
+) -> list[StimulusRef]:
     """Stimuli for practice trials and attention checks, each used once: a participant never sees an image twice.
 
     Drawn without replacement from outside the participant's rated set, least-used first (so the extras do not
     wear out a few images); only a pool too small for that falls back on rated stimuli, least-used first too.
     """
+
     def by_use(refs: list[StimulusRef]) -> list[StimulusRef]:
         return sorted(refs, key=lambda r: (counts.get(r.id, 0), rng.random()))
 
@@ -168,9 +175,18 @@ def extra_stimuli(*, pool: Sequence[StimulusRef], rated_ids: set[int], counts: d
     return chosen
 
 
-def plan_trials(*, pool: Sequence[StimulusRef], counts: dict[int, int], scales: Sequence[ScaleRange],
-                n_rated: int, n_practice: int, n_attention: int, layout: str, max_run: int,
-                rng: random.Random) -> list[PlannedTrial]:
+def plan_trials(
+    *,
+    pool: Sequence[StimulusRef],
+    counts: dict[int, int],
+    scales: Sequence[ScaleRange],
+    n_rated: int,
+    n_practice: int,
+    n_attention: int,
+    layout: str,
+    max_run: int,
+    rng: random.Random,
+) -> list[PlannedTrial]:
     """The whole frozen list: practice first, then rated stimuli (in blocks if asked) with attention checks mixed in."""
     chosen = pick_stimuli(pool=pool, counts=counts, n=n_rated, rng=rng)
     chosen_ids = {r.id for r in chosen}
@@ -197,8 +213,13 @@ def plan_trials(*, pool: Sequence[StimulusRef], counts: dict[int, int], scales: 
         sequence = [PlannedTrial(kind="rating", stimulus_id=r.id, dimensions=dims, block=b) for r in ordered]
         for position in sorted(spread_positions(length=len(sequence), count=per_block[b], rng=rng), reverse=True):
             scale = by_name[dims[0]]
-            check = PlannedTrial(kind="attention", stimulus_id=extras.pop(0).id, dimensions=(scale.name,),
-                                 block=b, expected_value=instructed_value(scale, rng))
+            check = PlannedTrial(
+                kind="attention",
+                stimulus_id=extras.pop(0).id,
+                dimensions=(scale.name,),
+                block=b,
+                expected_value=instructed_value(scale, rng),
+            )
             sequence.insert(position, check)
         plan.extend(sequence)
     return plan

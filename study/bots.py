@@ -161,8 +161,13 @@ class HttpTransport:
 
     def post(self, url: str, data: dict[str, str]) -> Page:
         try:
-            response = self.session.post(self._absolute(url), data=data, allow_redirects=False,
-                                         timeout=self.timeout, headers={"Referer": self._absolute(url)})
+            response = self.session.post(
+                self._absolute(url),
+                data=data,
+                allow_redirects=False,
+                timeout=self.timeout,
+                headers={"Referer": self._absolute(url)},
+            )
         except self.dropped as exc:
             raise Unreachable(f"POST {url}: {type(exc).__name__}") from None
         return Page(url=response.headers.get("Location", url), status=response.status_code, text=response.text)
@@ -248,8 +253,9 @@ class Bot:
         truth = self.truth.get(urlparse(image).path)
         effect = self.model.effects.get(name, {}).get(truth.condition, 0.0) if truth else 0.0
         stimulus = self.stimulus_effect(truth.public_id, name) if truth else 0.0
-        latent = self.model.intercept + effect + stimulus + self.bias.get(name, 0.0) + self.rng.gauss(
-            0, self.model.noise_sd)
+        latent = (
+            self.model.intercept + effect + stimulus + self.bias.get(name, 0.0) + self.rng.gauss(0, self.model.noise_sd)
+        )
         latent = min(1.0, max(0.0, latent))
         return round(low + latent * (high - low))
 
@@ -317,9 +323,18 @@ def _moved_past(reader: PageReader, index: int) -> bool:
     return reader.step == "trials" and shown is not None and shown > index
 
 
-def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, truth: Mapping[str, StimulusTruth],
-            rng: random.Random, max_pages: int = 2000, on_rating: Callable[[float], None] | None = None,
-            patience: Patience | None = None) -> BotOutcome:
+def run_bot(
+    *,
+    transport: Transport,
+    slug: str,
+    pid: str,
+    model: AnswerModel,
+    truth: Mapping[str, StimulusTruth],
+    rng: random.Random,
+    max_pages: int = 2000,
+    on_rating: Callable[[float], None] | None = None,
+    patience: Patience | None = None,
+) -> BotOutcome:
     """Walk one participant from the recruitment link to the end; records rating-submission latencies.
 
     A dropped connection or a 5xx is met as a person would meet it: wait, reload the page, and carry on from
@@ -328,15 +343,32 @@ def run_bot(*, transport: Transport, slug: str, pid: str, model: AnswerModel, tr
     outcome = BotOutcome(pid=pid, result="")
     bot = Bot(pid=pid, model=model, truth=truth, rng=rng)
     try:
-        return _walk(transport=transport, slug=slug, outcome=outcome, bot=bot, rng=rng, max_pages=max_pages,
-                     on_rating=on_rating, patience=patience or Patience())
+        return _walk(
+            transport=transport,
+            slug=slug,
+            outcome=outcome,
+            bot=bot,
+            rng=rng,
+            max_pages=max_pages,
+            on_rating=on_rating,
+            patience=patience or Patience(),
+        )
     except BotError as exc:
         exc.outcome = outcome  # the answers acknowledged before it failed still count in a reconciliation
         raise
 
 
-def _walk(*, transport: Transport, slug: str, outcome: BotOutcome, bot: Bot, rng: random.Random, max_pages: int,
-          on_rating: Callable[[float], None] | None, patience: Patience) -> BotOutcome:
+def _walk(
+    *,
+    transport: Transport,
+    slug: str,
+    outcome: BotOutcome,
+    bot: Bot,
+    rng: random.Random,
+    max_pages: int,
+    on_rating: Callable[[float], None] | None,
+    patience: Patience,
+) -> BotOutcome:
     pid = bot.pid
     query = urlencode({"PROLIFIC_PID": pid, "STUDY_ID": f"study-{slug}", "SESSION_ID": f"session-{pid}"})
     page = _load(transport, f"/s/{slug}/?{query}", patience, outcome)
@@ -420,5 +452,7 @@ def stimulus_truth(*, study) -> dict[str, StimulusTruth]:
     """Image URL path -> condition, for the bots' answer model (never shown to participants)."""
     from study.selectors import study_stimuli
 
-    return {urlparse(s.image.url).path: StimulusTruth(condition=s.condition, public_id=s.public_id)
-            for s in study_stimuli(study=study)}
+    return {
+        urlparse(s.image.url).path: StimulusTruth(condition=s.condition, public_id=s.public_id)
+        for s in study_stimuli(study=study)
+    }

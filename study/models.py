@@ -87,11 +87,17 @@ class Study(models.Model):
     )
     max_participants = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means no limit.")
     task = models.CharField(max_length=16, choices=Task.choices, default=Task.RATING)
-    pair_design = models.CharField(max_length=16, choices=PairDesign.choices, default=PairDesign.BALANCED,
-                                   help_text="Pairwise studies: how pairs are chosen.")
+    pair_design = models.CharField(
+        max_length=16,
+        choices=PairDesign.choices,
+        default=PairDesign.BALANCED,
+        help_text="Pairwise studies: how pairs are chosen.",
+    )
     pairs_per_participant = models.PositiveIntegerField(default=20, help_text="Pairwise studies: pairs per dimension.")
     pair_within_fraction = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Balanced design: share of within-condition pairs (empty: any partner).",
     )
     pair_allow_tie = models.BooleanField(default=False, help_text="Offer a 'no difference' answer.")
@@ -101,28 +107,33 @@ class Study(models.Model):
     )
     no_consent_url = models.CharField(max_length=500, blank=True, help_text="Where decliners are sent back to.")
     screen_out_after = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Screen a participant out after this many failed attention checks; "
-        "empty means never."
+        null=True,
+        blank=True,
+        help_text="Screen a participant out after this many failed attention checks; empty means never.",
     )
     screen_out_code = models.CharField(max_length=64, blank=True, help_text="Code shown to screened-out participants.")
     screen_out_url_template = models.CharField(
-        max_length=500, blank=True, help_text="Where screened-out participants are sent, e.g. "
-        "https://app.prolific.com/submissions/complete?cc={code}"
+        max_length=500,
+        blank=True,
+        help_text="Where screened-out participants are sent, e.g. "
+        "https://app.prolific.com/submissions/complete?cc={code}",
     )
     time_limit_minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Release participants idle longer than this (their stimuli go to "
-        "newcomers); empty means never."
+        null=True,
+        blank=True,
+        help_text="Release participants idle longer than this (their stimuli go to newcomers); empty means never.",
     )
     anonymous_entry = models.BooleanField(
         default=False,
         help_text="Let people in without a recruitment id (demos, class tests). Off: a live study's link needs "
-                  "PROLIFIC_PID or pid, so one client cannot fill the quota with anonymous visits.",
+        "PROLIFIC_PID or pid, so one client cannot fill the quota with anonymous visits.",
     )
     timed_out_code = models.CharField(
         max_length=64, blank=True, help_text="Code for participants released as returned / timed out."
     )
     timed_out_url = models.CharField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         help_text="Where released participants are sent back to; {code} becomes the timed-out code. Empty: the "
         "completion URL template with the timed-out code.",
     )
@@ -410,8 +421,9 @@ class AuditEntry(models.Model):
         OUTCOMES = "outcomes", "Recruitment outcomes matched"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_label = models.CharField(max_length=150, help_text="User name, 'command line' or 'automatic'.")
     action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
     study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")

@@ -327,8 +327,9 @@ def pair_answer(
 
             Participant.objects.filter(pk=participant.pk).update(attention_failures=F("attention_failures") + 1)
             participant.attention_failures += 1
-            screened_out = participant_screen_out_if_due(participant=participant,
-                                                         failures=participant.attention_failures)
+            screened_out = participant_screen_out_if_due(
+                participant=participant, failures=participant.attention_failures
+            )
         Trial.objects.filter(pk=trial.pk).update(
             answered_at=now, rt_ms=rt_ms, attention_passed=passed, shown_at=trial.shown_at or now
         )

@@ -15,6 +15,7 @@ from study.models import Participant, QuestionnaireResponse, Rating, RatingDimen
 if TYPE_CHECKING:
     import pandas as pd
 
+
 def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
     """Stimuli of the study's sets in its chosen conditions that have an image."""
     qs = Stimulus.objects.filter(stimulus_set__in=study.stimulus_sets.all()).exclude(image="")
@@ -26,8 +27,9 @@ def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
 def stimulus_allocation_counts(*, study: Study) -> dict[int, int]:
     """Participants (pilots excluded) assigned to rate each stimulus: the least-rated-first criterion."""
     rows = (
-        Trial.objects.filter(participant__study=study, participant__is_pilot=False, participant__released_at=None,
-                             kind=Trial.Kind.RATING)
+        Trial.objects.filter(
+            participant__study=study, participant__is_pilot=False, participant__released_at=None, kind=Trial.Kind.RATING
+        )
         .values("stimulus_id")
         .annotate(n=Count("participant_id", distinct=True))
     )
@@ -36,8 +38,7 @@ def stimulus_allocation_counts(*, study: Study) -> dict[int, int]:
 
 def study_enrolled_count(*, study: Study) -> int:
     """Non-pilot participants who consented: what the quota counts."""
-    return Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False,
-                                      released_at=None).count()
+    return Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False, released_at=None).count()
 
 
 def study_is_full(*, study: Study) -> bool:
@@ -47,7 +48,8 @@ def study_is_full(*, study: Study) -> bool:
 def group_counts(*, study: Study) -> dict[str, int]:
     rows = (
         Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False, released_at=None)
-        .values("group").annotate(n=Count("pk"))
+        .values("group")
+        .annotate(n=Count("pk"))
     )
     return {row["group"]: row["n"] for row in rows}
 
@@ -80,8 +82,9 @@ def study_readiness_problems(*, study: Study) -> list[str]:
         if missing:
             problems.append(f"{len(missing)} stimulus image file(s) missing on disk (e.g. {missing[0]})")
         if study.conditions:
-            present = set(Stimulus.objects.filter(stimulus_set__in=study.stimulus_sets.all())
-                          .values_list("condition", flat=True))
+            present = set(
+                Stimulus.objects.filter(stimulus_set__in=study.stimulus_sets.all()).values_list("condition", flat=True)
+            )
             absent = [c for c in study.conditions if c not in present]
             if absent:
                 problems.append(f"condition(s) not in the stimulus sets: {', '.join(absent)}")
@@ -120,9 +123,7 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
     )
     if not include_pilot:
         ratings = ratings.filter(trial__participant__is_pilot=False)
-    questionnaires = {
-        q.participant_id: q for q in QuestionnaireResponse.objects.filter(participant__study=study)
-    }
+    questionnaires = {q.participant_id: q for q in QuestionnaireResponse.objects.filter(participant__study=study)}
     media_root = Path(settings.MEDIA_ROOT).resolve()
     rows = []
     for rating in ratings.iterator(chunk_size=2000):
@@ -140,8 +141,9 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
             "group": participant.group,
             "stimulus": stimulus.public_id,
             "condition": stimulus.condition,
-            **recipe_columns(condition=stimulus.condition, epsilon=stimulus.epsilon, draw=stimulus.draw,
-                             recipe=stimulus.recipe),
+            **recipe_columns(
+                condition=stimulus.condition, epsilon=stimulus.epsilon, draw=stimulus.draw, recipe=stimulus.recipe
+            ),
             "draw": stimulus.draw,
             "seed": stimulus.seed,
             "class_index": stimulus.class_index,
@@ -198,7 +200,7 @@ def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dic
     return {
         "participant": f"{base}{entry}?PROLIFIC_PID=demo1&STUDY_ID=demo&SESSION_ID=demo1",
         "prolific": f"{base}{entry}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}"
-                    f"&SESSION_ID={{{{%SESSION_ID%}}}}",
+        f"&SESSION_ID={{{{%SESSION_ID%}}}}",
         "pilot preview": f"{base}{preview}",
         "admin": f"{base}{admin}",
     }
@@ -211,6 +213,7 @@ def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dic
 # (dimensions, their pre-rendered scales) is cached per process (and the frozen trial counts, in study.counts). Study
 # texts and dimensions change only through saves of the study (the admin's inline forms and load_study both save
 # it), which bump `Study.updated_at`: that timestamp is part of every cache key, so a change invalidates explicitly.
+
 
 def participant_page_state(*, slug: str, public_id: str) -> Participant | None:
     """The participant with its study and previous, current and next trial: one precompiled statement."""
@@ -258,7 +261,9 @@ def scales_html(*, study: Study, names: tuple[str, ...]) -> str:
     cached = _SCALES_HTML.get(key)
     if cached is None:
         dimensions = study_dimensions(study=study)
-        html = render_to_string("study/_scales.html", {"dimensions": [dimensions[n] for n in names if n in dimensions],
-                                                       "slider": RatingDimension.Kind.SLIDER})
+        html = render_to_string(
+            "study/_scales.html",
+            {"dimensions": [dimensions[n] for n in names if n in dimensions], "slider": RatingDimension.Kind.SLIDER},
+        )
         cached = _SCALES_HTML.put(key, html)  # a SafeString: escaped when it was rendered
     return cached

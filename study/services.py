@@ -74,8 +74,15 @@ def pseudonym_for(*, source: str, external_id: str) -> str:
     return hmac.new(key, f"{source}:{external_id}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def participant_enter(*, study: Study, source: str, external_id: str, recruitment: Mapping[str, str] | None = None,
-                      user_agent: str = "", pilot: bool = False) -> Participant:
+def participant_enter(
+    *,
+    study: Study,
+    source: str,
+    external_id: str,
+    recruitment: Mapping[str, str] | None = None,
+    user_agent: str = "",
+    pilot: bool = False,
+) -> Participant:
     """Find or create the participant for a recruitment id; the same id never starts twice.
 
     A returning id resumes whatever the study's state; a new one needs a study open to newcomers and not full, and
@@ -92,17 +99,22 @@ def participant_enter(*, study: Study, source: str, external_id: str, recruitmen
             # Anonymous visits cost nothing to make: a live study admits them only when it says so.
             raise StudyUnavailable("recruitment_id_required")
         # Idle participants may be holding the last places: release them now rather than wait for beat.
-        if (study.status == Study.Status.LIVE and selectors.study_is_full(study=study)
-                and (not participants_release_idle(study=study) or selectors.study_is_full(study=study))):
+        if (
+            study.status == Study.Status.LIVE
+            and selectors.study_is_full(study=study)
+            and (not participants_release_idle(study=study) or selectors.study_is_full(study=study))
+        ):
             raise StudyUnavailable("full")
-    hashed = {
-        key: pseudonym_for(source=key, external_id=value) for key, value in (recruitment or {}).items() if value
-    }
+    hashed = {key: pseudonym_for(source=key, external_id=value) for key, value in (recruitment or {}).items() if value}
     try:
         with transaction.atomic():
             return Participant.objects.create(
-                study=study, pseudonym=pseudonym, source=source, recruitment=hashed,
-                is_pilot=pilot or study.status == Study.Status.PILOT, user_agent=user_agent[:300],
+                study=study,
+                pseudonym=pseudonym,
+                source=source,
+                recruitment=hashed,
+                is_pilot=pilot or study.status == Study.Status.PILOT,
+                user_agent=user_agent[:300],
             )
     except IntegrityError:
         # Two tabs opened the link at the same moment: the other request created it; use that one.
@@ -120,13 +132,16 @@ def _participant_step_move(*, participant: Participant, from_step: str, to_step:
 
 
 def participant_decline(*, participant: Participant) -> Participant:
-    return _participant_step_move(participant=participant, from_step=Participant.Step.CONSENT,
-                                  to_step=Participant.Step.DECLINED)
+    return _participant_step_move(
+        participant=participant, from_step=Participant.Step.CONSENT, to_step=Participant.Step.DECLINED
+    )
 
 
 def _scales(dimensions: list[RatingDimension]) -> list[ScaleRange]:
-    return [ScaleRange(name=d.name, minimum=d.minimum, maximum=d.maximum, is_slider=d.kind == d.Kind.SLIDER)
-            for d in dimensions]
+    return [
+        ScaleRange(name=d.name, minimum=d.minimum, maximum=d.maximum, is_slider=d.kind == d.Kind.SLIDER)
+        for d in dimensions
+    ]
 
 
 def participant_consent(*, participant: Participant) -> Participant:
@@ -146,8 +161,10 @@ def participant_consent(*, participant: Participant) -> Participant:
         if study.time_limit_minutes:
             # Under the study lock, so the counts below no longer include stimuli held by the idle.
             participants_release_idle(study=study)
-        if not current.is_pilot and study.max_participants is not None and (
-            selectors.study_enrolled_count(study=study) >= study.max_participants
+        if (
+            not current.is_pilot
+            and study.max_participants is not None
+            and (selectors.study_enrolled_count(study=study) >= study.max_participants)
         ):
             raise StudyUnavailable("full")
         dimensions = list(study.dimensions.all())
@@ -158,30 +175,53 @@ def participant_consent(*, participant: Participant) -> Participant:
             counts = selectors.group_counts(study=study)
             group = min((d.name for d in dimensions), key=lambda name: (counts.get(name, 0), rng.random()))
             dimensions = [d for d in dimensions if d.name == group]
-        pool = [StimulusRef(id=pk, condition=c)
-                for pk, c in selectors.study_stimuli(study=study).values_list("pk", "condition")]
+        pool = [
+            StimulusRef(id=pk, condition=c)
+            for pk, c in selectors.study_stimuli(study=study).values_list("pk", "condition")
+        ]
         pairwise_task = study.task == Study.Task.PAIRWISE
         if len(pool) < (2 if pairwise_task else study.trials_per_participant):
             raise StudyUnavailable("not_ready")
         if pairwise_task:  # pairs from the study's pair design (study/pairwise.py)
-            trials = pairwise.plan_pair_trials(study=study, participant=current, dimensions=dimensions,
-                                               pool=[pairwise.PoolItem(id=s.id, condition=s.condition) for s in pool],
-                                               seed=seed)
+            trials = pairwise.plan_pair_trials(
+                study=study,
+                participant=current,
+                dimensions=dimensions,
+                pool=[pairwise.PoolItem(id=s.id, condition=s.condition) for s in pool],
+                seed=seed,
+            )
         else:
             counts = {} if current.is_pilot else selectors.stimulus_allocation_counts(study=study)
             plan = plan_trials(
-                pool=pool, counts=counts, scales=_scales(dimensions), n_rated=study.trials_per_participant,
-                n_practice=study.practice_trials, n_attention=study.attention_checks, layout=study.layout,
-                max_run=study.max_run_length, rng=rng,
+                pool=pool,
+                counts=counts,
+                scales=_scales(dimensions),
+                n_rated=study.trials_per_participant,
+                n_practice=study.practice_trials,
+                n_attention=study.attention_checks,
+                layout=study.layout,
+                max_run=study.max_run_length,
+                rng=rng,
             )
             trials = [
-                Trial(participant=current, index=i, kind=t.kind, stimulus_id=t.stimulus_id,
-                      dimensions=list(t.dimensions), block=t.block, expected_value=t.expected_value)
+                Trial(
+                    participant=current,
+                    index=i,
+                    kind=t.kind,
+                    stimulus_id=t.stimulus_id,
+                    dimensions=list(t.dimensions),
+                    block=t.block,
+                    expected_value=t.expected_value,
+                )
                 for i, t in enumerate(plan)
             ]
         Trial.objects.bulk_create(trials)
         Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(
-            step=Participant.Step.INSTRUCTIONS, consented_at=timezone.now(), seed=seed, group=group, position=0,
+            step=Participant.Step.INSTRUCTIONS,
+            consented_at=timezone.now(),
+            seed=seed,
+            group=group,
+            position=0,
             trial_count=len(trials),
         )
     current.refresh_from_db()
@@ -195,14 +235,17 @@ def participants_release(*, participants: QuerySet[Participant]) -> int:
     export, marked 'released'.
     """
     with transaction.atomic():
-        return participants.filter(released_at=None, consented_at__isnull=False).exclude(
-            step__in=[Participant.Step.DONE, Participant.Step.DECLINED, Participant.Step.SCREENED_OUT]
-        ).update(released_at=timezone.now())
+        return (
+            participants.filter(released_at=None, consented_at__isnull=False)
+            .exclude(step__in=[Participant.Step.DONE, Participant.Step.DECLINED, Participant.Step.SCREENED_OUT])
+            .update(released_at=timezone.now())
+        )
 
 
 def participant_start_trials(*, participant: Participant) -> Participant:
-    return _participant_step_move(participant=participant, from_step=Participant.Step.INSTRUCTIONS,
-                                  to_step=Participant.Step.TRIALS)
+    return _participant_step_move(
+        participant=participant, from_step=Participant.Step.INSTRUCTIONS, to_step=Participant.Step.TRIALS
+    )
 
 
 def trial_mark_shown(*, trial: Trial) -> None:
@@ -235,8 +278,14 @@ def _parse_value(raw: object, dimension: RatingDimension) -> float:
     return value
 
 
-def trial_answer(*, participant: Participant, index: object, answers: Mapping[str, object],
-                 rt_ms: object = None, rt_by_dimension: Mapping[str, object] | None = None) -> AnswerOutcome:
+def trial_answer(
+    *,
+    participant: Participant,
+    index: object,
+    answers: Mapping[str, object],
+    rt_ms: object = None,
+    rt_by_dimension: Mapping[str, object] | None = None,
+) -> AnswerOutcome:
     """Record the answers to the participant's current trial exactly once and move them on.
 
     An index below the current position is a resubmission (double click, back button): nothing is stored. An index
@@ -260,8 +309,9 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     if trial is None:
         raise BadSubmission("no such trial")
     if trial.stimulus_right_id is not None:  # a pairwise trial: choices, not ratings (study/pairwise.py)
-        return _pair_answer(participant=participant, trial=trial, answers=answers, rt_ms=rt_ms,
-                            rt_by_dimension=rt_by_dimension or {})
+        return _pair_answer(
+            participant=participant, trial=trial, answers=answers, rt_ms=rt_ms, rt_by_dimension=rt_by_dimension or {}
+        )
     known = selectors.study_dimensions(study=participant.study)
     dimensions = {name: known[name] for name in trial.dimensions if name in known}
     if len(dimensions) != len(trial.dimensions):
@@ -278,22 +328,33 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
         passed = abs(given - trial.expected_value) <= tolerance
     next_step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
     ratings = [
-        fastpath.RatingRow(dimension_id=dimensions[name].pk, value=value,
-                           rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt)
+        fastpath.RatingRow(
+            dimension_id=dimensions[name].pk,
+            value=value,
+            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt,
+        )
         for name, value in values.items()
     ]
     screened_out = False
     # A failed check may end the study for the participant: the screen-out commits with the answer.
     with transaction.atomic() if passed is False else nullcontext():
-        moved = fastpath.trial_answer_store(participant_id=participant.pk, index=index, next_step=next_step,
-                                            trial_id=trial.pk, ratings=ratings, trial_rt_ms=trial_rt,
-                                            attention_passed=passed, now=now)
+        moved = fastpath.trial_answer_store(
+            participant_id=participant.pk,
+            index=index,
+            next_step=next_step,
+            trial_id=trial.pk,
+            ratings=ratings,
+            trial_rt_ms=trial_rt,
+            attention_passed=passed,
+            now=now,
+        )
         if not moved:
             return AnswerOutcome(recorded=False)
         if passed is False:
             participant.attention_failures += 1
-            screened_out = participant_screen_out_if_due(participant=participant,
-                                                         failures=participant.attention_failures)
+            screened_out = participant_screen_out_if_due(
+                participant=participant, failures=participant.attention_failures
+            )
     participant.position = index + 1
     participant.step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
     if screened_out:
@@ -301,14 +362,26 @@ def trial_answer(*, participant: Participant, index: object, answers: Mapping[st
     return AnswerOutcome(recorded=True)
 
 
-def _pair_answer(*, participant: Participant, trial: Trial, answers: Mapping[str, object], rt_ms: object,
-                 rt_by_dimension: Mapping[str, object]) -> AnswerOutcome:
+def _pair_answer(
+    *,
+    participant: Participant,
+    trial: Trial,
+    answers: Mapping[str, object],
+    rt_ms: object,
+    rt_by_dimension: Mapping[str, object],
+) -> AnswerOutcome:
     last = trial.index + 1 >= participant.trial_count
     next_step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
     rts = {name: parse_rt(value) for name, value in rt_by_dimension.items() if value not in (None, "")}
     try:
-        outcome = pairwise.pair_answer(participant=participant, trial=trial, answers=answers, rt_ms=parse_rt(rt_ms),
-                                       rt_by_dimension=rts, next_step=next_step)
+        outcome = pairwise.pair_answer(
+            participant=participant,
+            trial=trial,
+            answers=answers,
+            rt_ms=parse_rt(rt_ms),
+            rt_by_dimension=rts,
+            next_step=next_step,
+        )
     except pairwise.PairSubmissionError as exc:
         raise BadSubmission(str(exc)) from None
     if outcome.recorded:
@@ -321,13 +394,17 @@ def questionnaire_submit(*, participant: Participant, answers: Mapping[str, obje
     """Store the questionnaire once and complete the participant."""
     now = timezone.now()
     with transaction.atomic():
-        moved = Participant.objects.filter(pk=participant.pk, step=Participant.Step.QUESTIONNAIRE,
-                                           released_at=None).update(step=Participant.Step.DONE, completed_at=now)
+        moved = Participant.objects.filter(
+            pk=participant.pk, step=Participant.Step.QUESTIONNAIRE, released_at=None
+        ).update(step=Participant.Step.DONE, completed_at=now)
         if not moved:
             return AnswerOutcome(recorded=False)
         QuestionnaireResponse.objects.create(
-            participant=participant, age_band=answers["age_band"], gender=answers["gender"],
-            art_training=answers["art_training"], art_expertise=answers["art_expertise"],
+            participant=participant,
+            age_band=answers["age_band"],
+            gender=answers["gender"],
+            art_training=answers["art_training"],
+            art_expertise=answers["art_expertise"],
             comment=answers.get("comment", ""),
         )
     participant.step, participant.completed_at = Participant.Step.DONE, now
@@ -349,8 +426,14 @@ def study_set_status(*, study: Study, status: str, actor=None, actor_label: str 
     Study.objects.filter(pk=study.pk).update(**updates)
     study.refresh_from_db()
     if before != status:
-        audit_record(action=AuditEntry.Action.STATUS, study=study, actor=actor, actor_label=actor_label, rows=1,
-                     detail={"from": before, "to": status})
+        audit_record(
+            action=AuditEntry.Action.STATUS,
+            study=study,
+            actor=actor,
+            actor_label=actor_label,
+            rows=1,
+            detail={"from": before, "to": status},
+        )
     return study
 
 
@@ -477,15 +560,23 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
         keep = []
         for order, d in enumerate(spec.dimensions):
             dimension, _ = RatingDimension.objects.update_or_create(
-                study=study, name=d.name,
-                defaults={"prompt": d.prompt, "kind": d.kind, "points": d.points, "low_label": d.low_label,
-                          "high_label": d.high_label, "order": order},
+                study=study,
+                name=d.name,
+                defaults={
+                    "prompt": d.prompt,
+                    "kind": d.kind,
+                    "points": d.points,
+                    "low_label": d.low_label,
+                    "high_label": d.high_label,
+                    "order": order,
+                },
             )
             keep.append(dimension.pk)
         stale = study.dimensions.exclude(pk__in=keep)
         if stale.filter(ratings__isnull=False).exists():
-            raise StudySpecError(f"dimensions: cannot remove {', '.join(stale.values_list('name', flat=True))}: "
-                                 "it already has ratings")
+            raise StudySpecError(
+                f"dimensions: cannot remove {', '.join(stale.values_list('name', flat=True))}: it already has ratings"
+            )
         stale.delete()
         if spec.status != study.status:
             study_set_status(study=study, status=spec.status)
@@ -493,8 +584,9 @@ def study_load(*, spec: StudySpec, force: bool = False) -> tuple[Study, bool]:
     return study, created
 
 
-def study_report_request(*, study: Study, options: Mapping[str, object] | None = None, actor=None,
-                         actor_label: str = "") -> StudyReport:
+def study_report_request(
+    *, study: Study, options: Mapping[str, object] | None = None, actor=None, actor_label: str = ""
+) -> StudyReport:
     """Queue the analysis report of a study (on a worker thread of this process when no broker is configured).
 
     `options` go to `analysis.build_report`; the default comes from settings.STUDY_REPORT_OPTIONS (if set).
@@ -506,8 +598,14 @@ def study_report_request(*, study: Study, options: Mapping[str, object] | None =
     if options is None:
         options = getattr(settings, "STUDY_REPORT_OPTIONS", {})
     report = StudyReport.objects.create(study=study, options={"title": study.title, **dict(options)})
-    audit_record(action=AuditEntry.Action.REPORT, study=study, actor=actor, actor_label=actor_label,
-                 rows=selectors.study_summary(study=study)["ratings"], detail={"report": report.pk})
+    audit_record(
+        action=AuditEntry.Action.REPORT,
+        study=study,
+        actor=actor,
+        actor_label=actor_label,
+        rows=selectors.study_summary(study=study)["ratings"],
+        detail={"report": report.pk},
+    )
     transaction.on_commit(lambda: _dispatch_report(report.pk, study_report_build))
     return report
 

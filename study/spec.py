@@ -14,20 +14,53 @@ from study.models import DEFAULT_DIMENSIONS, PAIR_PROMPTS, Study
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 TOP_KEYS = {
-    "slug", "title", "status", "consent", "instructions", "debrief", "stimulus_sets", "conditions", "dimensions",
-    "layout", "between_subject", "trials_per_participant", "practice_trials", "attention_checks", "max_run_length",
-    "max_participants", "completion_code", "completion_url", "no_consent_url", "languages", "bots",
-    "time_limit_minutes", "screen_out_after", "screen_out_code", "screen_out_url",
+    "slug",
+    "title",
+    "status",
+    "consent",
+    "instructions",
+    "debrief",
+    "stimulus_sets",
+    "conditions",
+    "dimensions",
+    "layout",
+    "between_subject",
+    "trials_per_participant",
+    "practice_trials",
+    "attention_checks",
+    "max_run_length",
+    "max_participants",
+    "completion_code",
+    "completion_url",
+    "no_consent_url",
+    "languages",
+    "bots",
+    "time_limit_minutes",
+    "screen_out_after",
+    "screen_out_code",
+    "screen_out_url",
     "anonymous_entry",
-    "timed_out_code", "timed_out_url",
-    "task", "pairs",
+    "timed_out_code",
+    "timed_out_url",
+    "task",
+    "pairs",
 }
 PAIRS_KEYS = {"design", "per_participant", "within_fraction", "allow_tie"}
 DIMENSION_KEYS = {"name", "prompt", "scale"}
 SCALE_KEYS = {"kind", "points", "low", "high"}
 # Fields whose change would make existing participants' data incomparable.
-DESIGN_KEYS = ["stimulus_sets", "conditions", "dimensions", "layout", "between_subject", "trials_per_participant",
-               "practice_trials", "attention_checks", "task", "pairs"]
+DESIGN_KEYS = [
+    "stimulus_sets",
+    "conditions",
+    "dimensions",
+    "layout",
+    "between_subject",
+    "trials_per_participant",
+    "practice_trials",
+    "attention_checks",
+    "task",
+    "pairs",
+]
 
 
 class StudySpecError(SetupError):
@@ -105,8 +138,9 @@ def _text(data: dict, key: str, *, where: str = "", required: bool = False, defa
     return str(value)
 
 
-def _integer(data: dict, key: str, *, minimum: int, maximum: int | None = None, default: int | None = None,
-             where: str = "") -> int | None:
+def _integer(
+    data: dict, key: str, *, minimum: int, maximum: int | None = None, default: int | None = None, where: str = ""
+) -> int | None:
     name = f"{where}{key}"
     if key not in data or data[key] is None:
         return default
@@ -167,8 +201,14 @@ def _dimension(item: object, i: int) -> DimensionSpec:
         if item not in defaults:
             raise _fail(f"dimensions[{i}]", f"{item!r} is not a default dimension; give name, prompt and scale")
         d = defaults[item]
-        return DimensionSpec(name=d["name"], prompt=d["prompt"], kind=d["kind"], points=d["points"],
-                             low_label=d["low_label"], high_label=d["high_label"])
+        return DimensionSpec(
+            name=d["name"],
+            prompt=d["prompt"],
+            kind=d["kind"],
+            points=d["points"],
+            low_label=d["low_label"],
+            high_label=d["high_label"],
+        )
     if not isinstance(item, dict):
         raise _fail(f"dimensions[{i}]", "must be a mapping with name, prompt and scale")
     unknown = sorted(set(item) - DIMENSION_KEYS)
@@ -241,16 +281,22 @@ def study_spec_parse(data: object) -> StudySpec:
         raise _fail("dimensions", f"names must be unique: {names}")
     completion_url = _text(data, "completion_url")
     if completion_url and not completion_url.startswith(("https://", "http://")):
-        raise _fail("completion_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
+        raise _fail(
+            "completion_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}"
+        )
     no_consent_url = _text(data, "no_consent_url")
     if no_consent_url and not no_consent_url.startswith(("https://", "http://")):
         raise _fail("no_consent_url", "must be an http(s) URL")
     screen_out_url = _text(data, "screen_out_url")
     if screen_out_url and not screen_out_url.startswith(("https://", "http://")):
-        raise _fail("screen_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
+        raise _fail(
+            "screen_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}"
+        )
     timed_out_url = _text(data, "timed_out_url")
     if timed_out_url and not timed_out_url.startswith(("https://", "http://")):
-        raise _fail("timed_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}")
+        raise _fail(
+            "timed_out_url", "must be an http(s) URL, e.g. https://app.prolific.com/submissions/complete?cc={code}"
+        )
     bots = data.get("bots") or {}
     if not isinstance(bots, dict):
         raise _fail("bots", "must be a mapping (see docs/study.md)")

@@ -38,13 +38,18 @@ def study_report_build(report_id: int) -> str:
         return "failed"
     except Exception as exc:  # noqa: BLE001 - any failure is reported on the report row, where researchers look
         StudyReport.objects.filter(pk=report_id).update(
-            status=StudyReport.Status.FAILED, finished_at=timezone.now(),
+            status=StudyReport.Status.FAILED,
+            finished_at=timezone.now(),
             error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-4000:]}",
         )
         return "failed"
     files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
     StudyReport.objects.filter(pk=report_id).update(
-        status=StudyReport.Status.DONE, folder=folder, files=files, finished_at=timezone.now(), error="",
+        status=StudyReport.Status.DONE,
+        folder=folder,
+        files=files,
+        finished_at=timezone.now(),
+        error="",
         notes="" if outcome.complete else outcome.message(),
     )
     return "done"

@@ -32,8 +32,9 @@ UNAVAILABLE_MESSAGES = {
     "paused": gettext_lazy("This study is paused at the moment. Please try again later."),
     "draft": gettext_lazy("This study is not open yet."),
     "not_ready": gettext_lazy("This study is not open yet."),
-    "released": gettext_lazy("This session has expired, so no further answers can be recorded. Thank you for your "
-                             "time."),
+    "released": gettext_lazy(
+        "This session has expired, so no further answers can be recorded. Thank you for your time."
+    ),
     "recruitment_id_required": gettext_lazy(
         "This study can only be started from the link on the recruitment site (for example Prolific), which keeps "
         "your place in the study. Please go back there and open the study from its link."
@@ -73,8 +74,12 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 
 def _unavailable(request: HttpRequest, study: Study, reason: str) -> HttpResponse:
     message = UNAVAILABLE_MESSAGES.get(reason, UNAVAILABLE_MESSAGES["closed"])
-    return render(request, "study/unavailable.html", {"study": study, "message": message, "reason": reason},
-                  status=UNAVAILABLE_STATUS.get(reason, 200))
+    return render(
+        request,
+        "study/unavailable.html",
+        {"study": study, "message": message, "reason": reason},
+        status=UNAVAILABLE_STATUS.get(reason, 200),
+    )
 
 
 def _page_url(participant: Participant) -> str:
@@ -83,9 +88,16 @@ def _page_url(participant: Participant) -> str:
 
 def _bind(request: HttpRequest, participant: Participant) -> HttpResponse:
     response = SeeOther(_page_url(participant))
-    response.set_signed_cookie(_cookie_name(participant.study.slug), participant.public_id, salt=COOKIE_SALT,
-                               max_age=COOKIE_MAX_AGE, httponly=True, samesite="Lax", secure=request.is_secure(),
-                               path=f"/s/{participant.study.slug}/")
+    response.set_signed_cookie(
+        _cookie_name(participant.study.slug),
+        participant.public_id,
+        salt=COOKIE_SALT,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+        path=f"/s/{participant.study.slug}/",
+    )
     return response
 
 
@@ -121,7 +133,10 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         return _too_many(request)
     try:
         participant = services.participant_enter(
-            study=study, source=source, external_id=external_id, recruitment=extra,
+            study=study,
+            source=source,
+            external_id=external_id,
+            recruitment=extra,
             user_agent=request.headers.get("User-Agent", ""),
         )
     except services.StudyUnavailable as exc:
@@ -139,8 +154,13 @@ def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         return _error(request, 404, _("This preview link is not valid."))
     if selectors.study_readiness_problems(study=study):
         return _unavailable(request, study, "not_ready")
-    participant = services.participant_enter(study=study, source="pilot", external_id=get_random_string(24),
-                                             user_agent=request.headers.get("User-Agent", ""), pilot=True)
+    participant = services.participant_enter(
+        study=study,
+        source="pilot",
+        external_id=get_random_string(24),
+        user_agent=request.headers.get("User-Agent", ""),
+        pilot=True,
+    )
     return _bind(request, participant)
 
 
@@ -185,8 +205,13 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
             names = {k for k in request.POST if k not in {"csrfmiddlewaretoken", "step", "trial", "rt_ms"}}
             answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
             rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
-            outcome = services.trial_answer(participant=participant, index=request.POST.get("trial"),
-                                            answers=answers, rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts)
+            outcome = services.trial_answer(
+                participant=participant,
+                index=request.POST.get("trial"),
+                answers=answers,
+                rt_ms=request.POST.get("rt_ms"),
+                rt_by_dimension=rts,
+            )
             if not outcome.recorded:
                 return SeeOther(_page_url(participant) + KEPT_NOTE)
         elif step == Participant.Step.QUESTIONNAIRE:
@@ -197,19 +222,28 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
         else:
             return SeeOther(_page_url(participant))
     except services.BadSubmission as exc:
-        return _error(request, 400, _("This answer could not be accepted (%(reason)s). Please go back to the study.")
-                      % {"reason": exc})
+        return _error(
+            request,
+            400,
+            _("This answer could not be accepted (%(reason)s). Please go back to the study.") % {"reason": exc},
+        )
     except services.StudyUnavailable as exc:
         return _unavailable(request, participant.study, exc.reason)
     return SeeOther(_page_url(participant))
 
 
-def _render_step(request: HttpRequest, participant: Participant, *, form: QuestionnaireForm | None = None,
-                 status: int = 200) -> HttpResponse:
+def _render_step(
+    request: HttpRequest, participant: Participant, *, form: QuestionnaireForm | None = None, status: int = 200
+) -> HttpResponse:
     study = participant.study
-    context = {"study": study, "participant": participant, "step": participant.step,
-               "action": _page_url(participant), "answer_kept": request.GET.get("kept") == "1",
-               "counts": participant_counts(participant=participant)}
+    context = {
+        "study": study,
+        "participant": participant,
+        "step": participant.step,
+        "action": _page_url(participant),
+        "answer_kept": request.GET.get("kept") == "1",
+        "counts": participant_counts(participant=participant),
+    }
     step = participant.step
     if step == Participant.Step.CONSENT:
         return render(request, "study/consent.html", context, status=status)
@@ -249,26 +283,38 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
     counts = context["counts"]
     n_practice = counts.practice
     is_practice = current.kind == Trial.Kind.PRACTICE
-    context.update({
-        "trial": current,
-        "image_url": current.stimulus.image.url,
-        "next_image_url": upcoming.stimulus.image.url if upcoming else "",
-        "first_dimension": dimensions[names[0]] if names else None,
-        "scales": selectors.scales_html(study=study, names=names),
-        "is_practice": is_practice,
-        "is_attention": current.kind == Trial.Kind.ATTENTION,
-        "number": current.index + 1 if is_practice else current.index + 1 - n_practice,
-        "total": n_practice if is_practice else counts.main,
-        "practice_over": bool(previous and previous.kind == Trial.Kind.PRACTICE and not is_practice),
-        "new_block": bool(previous and not is_practice and previous.kind != Trial.Kind.PRACTICE
-                          and previous.block != current.block),
-        "slider": RatingDimension.Kind.SLIDER,
-    })
+    context.update(
+        {
+            "trial": current,
+            "image_url": current.stimulus.image.url,
+            "next_image_url": upcoming.stimulus.image.url if upcoming else "",
+            "first_dimension": dimensions[names[0]] if names else None,
+            "scales": selectors.scales_html(study=study, names=names),
+            "is_practice": is_practice,
+            "is_attention": current.kind == Trial.Kind.ATTENTION,
+            "number": current.index + 1 if is_practice else current.index + 1 - n_practice,
+            "total": n_practice if is_practice else counts.main,
+            "practice_over": bool(previous and previous.kind == Trial.Kind.PRACTICE and not is_practice),
+            "new_block": bool(
+                previous
+                and not is_practice
+                and previous.kind != Trial.Kind.PRACTICE
+                and previous.block != current.block
+            ),
+            "slider": RatingDimension.Kind.SLIDER,
+        }
+    )
     context["progress_value"] = context["number"] - 1
     return render_trial_page(request, context)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """For settings.CSRF_FAILURE_VIEW: a calm 403 page (usually cookies blocked or a very old tab)."""
-    return _error(request, 403, _("Your browser sent an expired or incomplete form. Please reload the page and "
-                                "make sure cookies are allowed for this site."))
+    return _error(
+        request,
+        403,
+        _(
+            "Your browser sent an expired or incomplete form. Please reload the page and "
+            "make sure cookies are allowed for this site."
+        ),
+    )

@@ -67,9 +67,27 @@ def celery_worker_process(transactional_db, settings, tmp_path) -> Iterator[subp
     )
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--without-heartbeat",
-             "--without-gossip", "--without-mingle", "-Q", queues, "--loglevel=INFO", "-n", f"test-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                queues,
+                "--loglevel=INFO",
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 60

@@ -158,9 +158,11 @@ TORCH_NUM_THREADS = env.int("TORCH_NUM_THREADS", default=1)
 
 # Cache: Redis in production (CACHE_URL=redis://host:6379/1, or REDIS_URL), process-local memory otherwise.
 # The participant rate limits count in it, so with several gunicorn workers only a shared cache is exact.
-CACHES = {"default": env.cache_url_config(
-    env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="") or "locmemcache://"
-)}
+CACHES = {
+    "default": env.cache_url_config(
+        env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="") or "locmemcache://"
+    )
+}
 # Entry and consent are rate-limited per client address (django-ratelimit, counted in the cache above).
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_IP_META_KEY = "study.throttle.client_ip"

@@ -29,9 +29,12 @@ def export_csv(tmp_path_factory) -> Path:
 
 
 def test_analysis_imports_without_django():
-    result = run("-c", "import analysis, analysis.report, analysis.power, sys; "
-                 "from analysis import build_report, fit_ratings, load_ratings; "
-                 "assert 'django' not in sys.modules, 'django imported'")
+    result = run(
+        "-c",
+        "import analysis, analysis.report, analysis.power, sys; "
+        "from analysis import build_report, fit_ratings, load_ratings; "
+        "assert 'django' not in sys.modules, 'django imported'",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -39,8 +42,14 @@ def test_report_command_writes_the_contract_files(export_csv, tmp_path):
     out = tmp_path / "report"
     result = run("-m", "analysis", "report", str(export_csv), "--out", str(out), "--splits", "10")
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("report.html", "fixed_effects.csv", "variance_components.csv", "exclusions.csv", "reliability.csv",
-                 "fixed_effects.tex"):
+    for name in (
+        "report.html",
+        "fixed_effects.csv",
+        "variance_components.csv",
+        "exclusions.csv",
+        "reliability.csv",
+        "fixed_effects.tex",
+    ):
         assert (out / name).is_file(), name
     fixed = pd.read_csv(out / "fixed_effects.csv")
     assert (fixed["model"] == "main").any()
@@ -50,15 +59,38 @@ def test_fit_command_prints_the_model_table(export_csv):
     result = run("-m", "analysis", "fit", str(export_csv), "--dimension", "artistry")
     assert result.returncode == 0, result.stderr
     assert "condition[T.artistic-1.0]" in result.stdout and "Residual" in result.stdout
-    custom = run("-m", "analysis", "fit", str(export_csv), "--dimension", "symbolism", "--formula",
-                 "response ~ epsilon + (1 | participant) + (1 | stimulus)")
+    custom = run(
+        "-m",
+        "analysis",
+        "fit",
+        str(export_csv),
+        "--dimension",
+        "symbolism",
+        "--formula",
+        "response ~ epsilon + (1 | participant) + (1 | stimulus)",
+    )
     assert custom.returncode == 0, custom.stderr
     assert "epsilon" in custom.stdout
 
 
 def test_power_command_prints_and_plots(tmp_path):
-    result = run("-m", "analysis", "power", "--effects", "artistic-1.0=0.8", "--participants", "10,20",
-                 "--stimuli", "20", "--ratings-per-participant", "10", "--sims", "20", "--out", str(tmp_path))
+    result = run(
+        "-m",
+        "analysis",
+        "power",
+        "--effects",
+        "artistic-1.0=0.8",
+        "--participants",
+        "10,20",
+        "--stimuli",
+        "20",
+        "--ratings-per-participant",
+        "10",
+        "--sims",
+        "20",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert "power" in result.stdout and "condition[T.artistic-1.0]" in result.stdout
     table = pd.read_csv(tmp_path / "power.csv")
@@ -67,8 +99,22 @@ def test_power_command_prints_and_plots(tmp_path):
 
 
 def test_power_command_from_an_export(export_csv):
-    result = run("-m", "analysis", "power", str(export_csv), "--dimension", "artistry", "--participants", "12",
-                 "--stimuli", "20", "--ratings-per-participant", "10", "--sims", "10")
+    result = run(
+        "-m",
+        "analysis",
+        "power",
+        str(export_csv),
+        "--dimension",
+        "artistry",
+        "--participants",
+        "12",
+        "--stimuli",
+        "20",
+        "--ratings-per-participant",
+        "10",
+        "--sims",
+        "10",
+    )
     assert result.returncode == 0, result.stderr
     assert "condition[T.symbolic]" in result.stdout
 

@@ -48,9 +48,13 @@ def test_variance_components_and_reml_loglik_match_lme4(reference_fits, validati
 
 
 # lmerTest 3.1-3 (R 4.2.2, lme4 1.1-31) on the validation data, artistry: Satterthwaite df per coefficient.
-LMERTEST_DF_ARTISTRY = {"Intercept": 308.4297752, "condition[T.artistic-0.25]": 195.5485619,
-                        "condition[T.artistic-0.5]": 195.3302400, "condition[T.artistic-1.0]": 195.5295428,
-                        "condition[T.symbolic]": 194.8341821}
+LMERTEST_DF_ARTISTRY = {
+    "Intercept": 308.4297752,
+    "condition[T.artistic-0.25]": 195.5485619,
+    "condition[T.artistic-0.5]": 195.3302400,
+    "condition[T.artistic-1.0]": 195.5295428,
+    "condition[T.symbolic]": 194.8341821,
+}
 
 
 def test_satterthwaite_df_match_lmertest(reference_fits):
@@ -64,15 +68,21 @@ def test_satterthwaite_df_match_lmertest(reference_fits):
 
 def crossed_statsmodels(data: pd.DataFrame, reml: bool):
     data = data.assign(whole=1)
-    model = smf.mixedlm("response ~ C(condition, Treatment('baseline'))", data, groups="whole", re_formula="0",
-                        vc_formula={"participant": "0 + C(participant)", "stimulus": "0 + C(stimulus)"})
+    model = smf.mixedlm(
+        "response ~ C(condition, Treatment('baseline'))",
+        data,
+        groups="whole",
+        re_formula="0",
+        vc_formula={"participant": "0 + C(participant)", "stimulus": "0 + C(stimulus)"},
+    )
     return model.fit(reml=reml, method=["lbfgs"])
 
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_crossed_fit_matches_statsmodels(reml):
-    data = simulate_ratings(design=CrossedDesign(24, 20, 10), effects={"artistic-1.0": 0.7, "symbolic": 0.3},
-                            scale=(1, 7), seed=11)
+    data = simulate_ratings(
+        design=CrossedDesign(24, 20, 10), effects={"artistic-1.0": 0.7, "symbolic": 0.3}, scale=(1, 7), seed=11
+    )
     ours = fit_ratings(data, dimension="artistry", reml=reml)
     ref = crossed_statsmodels(data, reml)
     np.testing.assert_allclose(ours.params.to_numpy(), ref.fe_params.to_numpy(), rtol=1e-4, atol=1e-5)
@@ -85,15 +95,23 @@ def test_crossed_fit_matches_statsmodels(reml):
 
 def test_random_slopes_match_statsmodels():
     """(1 + condition | participant): the q > 1 block path of the engine."""
-    data = simulate_ratings(design=CrossedDesign(40, 30, 30, conditions=("baseline", "artistic-1.0")),
-                            effects={"artistic-1.0": 0.5}, sd_stimulus=0.0, seed=3)
+    data = simulate_ratings(
+        design=CrossedDesign(40, 30, 30, conditions=("baseline", "artistic-1.0")),
+        effects={"artistic-1.0": 0.5},
+        sd_stimulus=0.0,
+        seed=3,
+    )
     rng = np.random.default_rng(1)
     slope = rng.normal(0, 0.4, 40)
     pid = data["participant"].str[1:].astype(int)
     data["response"] += slope[pid] * (data["condition"] == "artistic-1.0")
     ours = fit_ratings(data, "response ~ condition + (1 + condition | participant)", dimension="artistry")
-    ref = smf.mixedlm("response ~ C(condition, Treatment('baseline'))", data, groups="participant",
-                      re_formula="~C(condition, Treatment('baseline'))").fit(reml=True, method=["lbfgs"])
+    ref = smf.mixedlm(
+        "response ~ C(condition, Treatment('baseline'))",
+        data,
+        groups="participant",
+        re_formula="~C(condition, Treatment('baseline'))",
+    ).fit(reml=True, method=["lbfgs"])
     np.testing.assert_allclose(ours.params.to_numpy(), ref.fe_params.to_numpy(), rtol=1e-4)
     np.testing.assert_allclose(ours.bse.to_numpy(), ref.bse_fe.to_numpy(), rtol=1e-3)
     cov = ours.result.covariances[0]
@@ -109,8 +127,9 @@ def test_with_response_reuses_the_design():
     engine = CrossedLMM(np.zeros(len(data)), np.ones((len(data), 1)), first.result.terms)
     y = data["response"].to_numpy() + 1.0
     engine.with_response(y)
-    again = fit_ratings(data.assign(response=y), "response ~ 1 + (1 | participant) + (1 | stimulus)",
-                        dimension="artistry")
+    again = fit_ratings(
+        data.assign(response=y), "response ~ 1 + (1 | participant) + (1 | stimulus)", dimension="artistry"
+    )
     assert engine.fit().deviance == pytest.approx(again.result.deviance, rel=1e-9)
 
 
@@ -121,8 +140,13 @@ def test_rank_deficient_design_is_a_clear_error():
 
 
 def test_group_design_orders_columns_level_major():
-    design = GroupDesign(RandomTerm("g", "1 + x"), np.array([0, 1, 1]), np.array(["a", "b"]),
-                         np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]]), ["Intercept", "x"])
+    design = GroupDesign(
+        RandomTerm("g", "1 + x"),
+        np.array([0, 1, 1]),
+        np.array(["a", "b"]),
+        np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]]),
+        ["Intercept", "x"],
+    )
     dense = design.sparse().toarray()
     np.testing.assert_array_equal(dense, [[1, 2, 0, 0], [0, 0, 1, 3], [0, 0, 1, 4]])
     np.testing.assert_array_equal(design.block_crossproducts()[1], [[2, 7], [7, 25]])

@@ -9,14 +9,19 @@ from analysis import load_ratings
 from analysis.exclusions import ExclusionRules, apply_exclusions
 from analysis.simulation import CrossedDesign, simulate_ratings
 
-OFF = ExclusionRules(drop_practice=False, max_failed_attention=None, min_median_rt_ms=None, min_response_sd=None,
-                     min_completion=None, require_completed_status=False)
+OFF = ExclusionRules(
+    drop_practice=False,
+    max_failed_attention=None,
+    min_median_rt_ms=None,
+    min_response_sd=None,
+    min_completion=None,
+    require_completed_status=False,
+)
 
 
 @pytest.fixture
 def ratings() -> pd.DataFrame:
-    df = simulate_ratings(design=CrossedDesign(10, 20, 10), dimensions=("artistry", "symbolism"), scale=(1, 7),
-                          seed=1)
+    df = simulate_ratings(design=CrossedDesign(10, 20, 10), dimensions=("artistry", "symbolism"), scale=(1, 7), seed=1)
     df["is_practice"] = False
     df["is_attention_check"] = False
     df["attention_passed"] = True

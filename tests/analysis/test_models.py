@@ -16,13 +16,19 @@ from analysis.simulation import CrossedDesign, simulate_ratings
 
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
-    return simulate_ratings(design=CrossedDesign(30, 40, 20), effects={"artistic-1.0": 0.8, "symbolic": 0.4},
-                            dimensions=("artistry", "symbolism"), scale=(1, 7), seed=4)
+    return simulate_ratings(
+        design=CrossedDesign(30, 40, 20),
+        effects={"artistic-1.0": 0.8, "symbolic": 0.4},
+        dimensions=("artistry", "symbolism"),
+        scale=(1, 7),
+        seed=4,
+    )
 
 
 def test_parse_formula_splits_random_terms():
     fixed, random = parse_formula(
-        "response ~ bs(epsilon, df=3) + condition + (1 + condition | participant) + (1|stimulus)")
+        "response ~ bs(epsilon, df=3) + condition + (1 + condition | participant) + (1|stimulus)"
+    )
     assert fixed == "response ~ bs(epsilon, df=3) + condition"
     assert [t.label for t in random] == ["(1 + condition | participant)", "(1 | stimulus)"]
     with pytest.raises(RatingsError, match="no random-effects term"):
@@ -33,8 +39,13 @@ def test_tables_use_patsy_names_and_baseline_reference(small):
     fit = fit_ratings(small, dimension="artistry")
     frame = fit.to_frame()
     assert list(frame.columns) == ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value", "df", "statistic"]
-    assert frame["term"].tolist() == ["Intercept", "condition[T.artistic-0.25]", "condition[T.artistic-0.5]",
-                                      "condition[T.artistic-1.0]", "condition[T.symbolic]"]
+    assert frame["term"].tolist() == [
+        "Intercept",
+        "condition[T.artistic-0.25]",
+        "condition[T.artistic-0.5]",
+        "condition[T.artistic-1.0]",
+        "condition[T.symbolic]",
+    ]
     assert (frame["ci_low"] < frame["estimate"]).all() and (frame["estimate"] < frame["ci_high"]).all()
     assert fit.variance_components()["group"].tolist() == ["participant", "stimulus", "Residual"]
     text = fit.summary()
@@ -47,7 +58,8 @@ def test_emmeans_and_contrasts_are_consistent_with_coefficients(small):
     params = fit.params
     assert emm.loc["baseline", "emmean"] == pytest.approx(params["Intercept"])
     assert emm.loc["symbolic", "emmean"] - emm.loc["baseline", "emmean"] == pytest.approx(
-        params["condition[T.symbolic]"])
+        params["condition[T.symbolic]"]
+    )
     contrasts = fit.contrasts().set_index("contrast")
     assert contrasts.loc["artistic-1.0 - baseline", "estimate"] == pytest.approx(params["condition[T.artistic-1.0]"])
     assert contrasts.loc["artistic-1.0 - baseline", "std_error"] == pytest.approx(fit.bse["condition[T.artistic-1.0]"])
@@ -62,10 +74,12 @@ def test_likelihood_ratio_test_uses_ml_fits(small):
     lrt = likelihood_ratio_test(small, dimension="artistry")
     data = small[small["dimension"] == "artistry"].assign(whole=1)
     vc = {"participant": "0 + C(participant)", "stimulus": "0 + C(stimulus)"}
-    full = smf.mixedlm("response ~ C(condition, Treatment('baseline'))", data, groups="whole", re_formula="0",
-                       vc_formula=vc).fit(reml=False, method=["lbfgs"])
+    full = smf.mixedlm(
+        "response ~ C(condition, Treatment('baseline'))", data, groups="whole", re_formula="0", vc_formula=vc
+    ).fit(reml=False, method=["lbfgs"])
     null = smf.mixedlm("response ~ 1", data, groups="whole", re_formula="0", vc_formula=vc).fit(
-        reml=False, method=["lbfgs"])
+        reml=False, method=["lbfgs"]
+    )
     assert lrt.df == 4
     assert lrt.loglik_model == pytest.approx(full.llf, abs=1e-3)
     assert lrt.loglik_null == pytest.approx(null.llf, abs=1e-3)
@@ -78,8 +92,12 @@ def test_variants_fit(small):
     assert linear.params["epsilon"] > 0
     curve = linear.predict_fixed(pd.DataFrame({"epsilon": [0.0, 1.0]}))
     assert curve["estimate"].diff().iloc[1] == pytest.approx(linear.params["epsilon"])
-    spline = fit_ratings(dose, "response ~ bs(epsilon, df=2, degree=2) + (1 | participant) + (1 | stimulus)",
-                         dimension="artistry", name="dose_spline")
+    spline = fit_ratings(
+        dose,
+        "response ~ bs(epsilon, df=2, degree=2) + (1 | participant) + (1 | stimulus)",
+        dimension="artistry",
+        name="dose_spline",
+    )
     assert spline.name == "dose_spline" and len(spline.params) == 3
     std = fit_ratings(small, dimension="artistry").standardized_effects()
     assert list(std.columns) == ["term", "d", "d_ci_low", "d_ci_high"]
@@ -87,8 +105,9 @@ def test_variants_fit(small):
 
 def test_recovers_known_effects_with_nominal_ci_coverage():
     """250 simulated studies: unbiased estimates and 95% CIs covering the truth at the nominal rate."""
-    population = PopulationModel(effects={"artistic-0.25": 0.2, "artistic-0.5": 0.4, "artistic-1.0": 0.8,
-                                          "symbolic": -0.3})
+    population = PopulationModel(
+        effects={"artistic-0.25": 0.2, "artistic-0.5": 0.4, "artistic-1.0": 0.8, "symbolic": -0.3}
+    )
     n_sims = 250
     est, se, truth, names = simulate_estimates(CrossedDesign(40, 100, 25), population, n_sims=n_sims, seed=7)
     z = stats.norm.ppf(0.975)

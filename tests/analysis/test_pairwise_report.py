@@ -27,11 +27,23 @@ def simulated_table(*, participants: int = 30, pairs: int = 20, seed: int = 0) -
             a, b = rng.choice(stimuli, 2, replace=False)
             kind = "practice" if t == 0 else "attention" if t == 5 else "rating"
             won = rng.random() < special.expit(truth[a] - truth[b])
-            rows.append({"participant": f"p{p}", "left": a, "right": b, "chosen": a if won else b,
-                         "dimension": "artistry", "rt_ms": 900, "trial_index": t, "pair_source": "random",
-                         "is_practice": kind == "practice", "is_attention_check": kind == "attention",
-                         "attention_passed": True if kind == "attention" else None,
-                         "condition_left": condition[a], "condition_right": condition[b]})
+            rows.append(
+                {
+                    "participant": f"p{p}",
+                    "left": a,
+                    "right": b,
+                    "chosen": a if won else b,
+                    "dimension": "artistry",
+                    "rt_ms": 900,
+                    "trial_index": t,
+                    "pair_source": "random",
+                    "is_practice": kind == "practice",
+                    "is_attention_check": kind == "attention",
+                    "attention_passed": True if kind == "attention" else None,
+                    "condition_left": condition[a],
+                    "condition_right": condition[b],
+                }
+            )
     return pd.DataFrame(rows), truth
 
 
@@ -76,8 +88,26 @@ def test_bad_comparisons_give_one_line_errors(tmp_path, capsys):
 
 
 def test_power_covers_pairwise_designs(tmp_path, capsys):
-    code = main(["power", "--pairwise", "--stimuli", "12", "--participants", "5,20", "--pairs", "6",
-                 "--design", "balanced", "--target-ci-width", "2.0", "--sims", "2", "--out", str(tmp_path)])
+    code = main(
+        [
+            "power",
+            "--pairwise",
+            "--stimuli",
+            "12",
+            "--participants",
+            "5,20",
+            "--pairs",
+            "6",
+            "--design",
+            "balanced",
+            "--target-ci-width",
+            "2.0",
+            "--sims",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "power_pairwise.csv")
     assert list(table["n_participants"]) == [5, 20]

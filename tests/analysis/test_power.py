@@ -10,10 +10,12 @@ from analysis.simulation import CrossedDesign, simulate_ratings
 
 
 def test_power_grows_with_sample_size_and_is_alpha_without_effect():
-    population = PopulationModel(effects={"artistic-1.0": 0.6, "symbolic": 0.0},
-                                 conditions=("baseline", "artistic-1.0", "symbolic"))
-    table = power_curve(population, participants=[10, 40], stimuli=[30], ratings_per_participant=15, n_sims=60,
-                        seed=3, progress=False)
+    population = PopulationModel(
+        effects={"artistic-1.0": 0.6, "symbolic": 0.0}, conditions=("baseline", "artistic-1.0", "symbolic")
+    )
+    table = power_curve(
+        population, participants=[10, 40], stimuli=[30], ratings_per_participant=15, n_sims=60, seed=3, progress=False
+    )
     effect = table[table["term"] == "condition[T.artistic-1.0]"].set_index("n_participants")["power"]
     assert effect[40] >= effect[10]
     null = table[table["term"] == "condition[T.symbolic]"]["power"]

@@ -14,8 +14,12 @@ from analysis.simulation import CrossedDesign, simulate_ratings
 def krippendorff_example() -> pd.DataFrame:
     """Krippendorff (2011), 'Computing Krippendorff's alpha-reliability': 4 coders x 12 units, with gaps."""
     nan = np.nan
-    coders = [[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan], [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
-              [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan], [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]]
+    coders = [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+        [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+    ]
     rows = [(u, c, v) for c, values in enumerate(coders) for u, v in enumerate(values) if not np.isnan(v)]
     return pd.DataFrame(rows, columns=["stimulus", "participant", "response"])
 
@@ -26,16 +30,27 @@ def test_krippendorff_alpha_matches_published_values(level, expected):
 
 
 def test_perfect_agreement_gives_alpha_one():
-    df = pd.DataFrame({"stimulus": np.repeat(np.arange(5), 3), "participant": np.tile(np.arange(3), 5),
-                       "response": np.repeat([1, 2, 3, 4, 5], 3)})
+    df = pd.DataFrame(
+        {
+            "stimulus": np.repeat(np.arange(5), 3),
+            "participant": np.tile(np.arange(3), 5),
+            "response": np.repeat([1, 2, 3, 4, 5], 3),
+        }
+    )
     assert krippendorff_alpha(df) == pytest.approx(1.0)
     assert krippendorff_alpha(df, level="ordinal") == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
 def two_dimensions() -> pd.DataFrame:
-    return simulate_ratings(design=CrossedDesign(40, 30, 30), effects={"artistic-1.0": 1.0}, sd_stimulus=0.8,
-                            dimensions=("artistry", "symbolism"), scale=(1, 7), seed=9)
+    return simulate_ratings(
+        design=CrossedDesign(40, 30, 30),
+        effects={"artistic-1.0": 1.0},
+        sd_stimulus=0.8,
+        dimensions=("artistry", "symbolism"),
+        scale=(1, 7),
+        seed=9,
+    )
 
 
 def test_split_half_is_seeded_and_bounded(two_dimensions):
@@ -47,8 +62,7 @@ def test_split_half_is_seeded_and_bounded(two_dimensions):
 
 
 def test_reliability_table_and_correlation(two_dimensions):
-    table = reliability_table(two_dimensions, {"artistry": {"icc_participant": 0.3, "icc_stimulus": 0.2}},
-                              n_splits=10)
+    table = reliability_table(two_dimensions, {"artistry": {"icc_participant": 0.3, "icc_stimulus": 0.2}}, n_splits=10)
     assert table["dimension"].tolist() == ["artistry", "symbolism"]
     row = table.set_index("dimension").loc["artistry"]
     k = row["ratings_per_stimulus"]

@@ -11,8 +11,18 @@ import pytest
 from analysis import build_report
 from tests.analysis.exports import study_export
 
-SECTIONS = ["sample", "distributions", "dose-response", "classes", "models", "reliability", "correlation", "images",
-            "methods", "results"]
+SECTIONS = [
+    "sample",
+    "distributions",
+    "dose-response",
+    "classes",
+    "models",
+    "reliability",
+    "correlation",
+    "images",
+    "methods",
+    "results",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +51,16 @@ def test_report_is_one_self_contained_file_with_every_section(report):
 def test_fixed_effects_and_variance_contracts(report):
     out = report.parent
     fixed = pd.read_csv(out / "fixed_effects.csv")
-    assert list(fixed.columns) == ["dimension", "model", "term", "estimate", "std_error", "ci_low", "ci_high",
-                                   "p_value"]
+    assert list(fixed.columns) == [
+        "dimension",
+        "model",
+        "term",
+        "estimate",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    ]
     main = fixed[fixed["model"] == "main"]
     assert set(main["dimension"]) == {"artistry", "symbolism"}
     assert "Intercept" in set(main["term"]) and "condition[T.artistic-0.5]" in set(main["term"])
@@ -51,8 +69,10 @@ def test_fixed_effects_and_variance_contracts(report):
     vc = pd.read_csv(out / "variance_components.csv")
     assert list(vc.columns) == ["dimension", "model", "group", "variance", "sd", "reml_loglik"]
     main_vc = vc[vc["model"] == "main"]
-    assert main_vc.groupby("dimension")["group"].apply(list).tolist() == [
-        ["participant", "stimulus", "network", "Residual"]] * 2
+    assert (
+        main_vc.groupby("dimension")["group"].apply(list).tolist()
+        == [["participant", "stimulus", "network", "Residual"]] * 2
+    )
 
 
 def test_exclusions_reliability_and_latex(report):
@@ -62,8 +82,9 @@ def test_exclusions_reliability_and_latex(report):
     assert flow.loc["fast", "participants_excluded"] == 1
     assert flow.loc["attention_rows", "ratings_excluded"] == 36  # check trials leave before the models
     reliability = pd.read_csv(out / "reliability.csv")
-    assert {"dimension", "icc_participant", "icc_stimulus", "split_half", "alpha_interval",
-            "alpha_ordinal"} <= set(reliability.columns)
+    assert {"dimension", "icc_participant", "icc_stimulus", "split_half", "alpha_interval", "alpha_ordinal"} <= set(
+        reliability.columns
+    )
     for name in ("fixed_effects", "variance_components", "exclusions", "reliability", "contrasts"):
         tex = (out / f"{name}.tex").read_text()
         assert "\\begin{tabular}" in tex and "\\caption" in tex
@@ -103,10 +124,18 @@ def test_network_term_needs_more_than_one_network_per_condition(tmp_path):
 
     one_draw = simulate_ratings(design=CrossedDesign(20, 20, 10), effects={"artistic-1.0": 0.5}, scale=(1, 7), seed=3)
     outcome = build_report(one_draw, tmp_path / "a", network=True, n_splits=0)
-    assert any("(1 | network) term was skipped because every condition was rendered by a single network" in s
-               for s in outcome.skipped)
-    draws = simulate_ratings(design=CrossedDesign(40, 60, 20), effects={"artistic-1.0": 0.5}, draws=3,
-                             sd_network=0.6, sd_residual=0.5, seed=3)
+    assert any(
+        "(1 | network) term was skipped because every condition was rendered by a single network" in s
+        for s in outcome.skipped
+    )
+    draws = simulate_ratings(
+        design=CrossedDesign(40, 60, 20),
+        effects={"artistic-1.0": 0.5},
+        draws=3,
+        sd_network=0.6,
+        sd_residual=0.5,
+        seed=3,
+    )
     outcome = build_report(draws, tmp_path / "b", network=True, n_splits=0)
     vc = pd.read_csv(tmp_path / "b" / "variance_components.csv")
     network = vc[(vc["model"] == "main") & (vc["group"] == "network")]

@@ -89,8 +89,11 @@ def test_dockerfiles_copy_existing_paths_and_pin_torch(dockerfile: str) -> None:
 
 
 def test_env_example_documents_required_variables() -> None:
-    names = {line.split("=", 1)[0] for line in (DOCKER / ".env.example").read_text().splitlines()
-             if line and not line.startswith("#")}
+    names = {
+        line.split("=", 1)[0]
+        for line in (DOCKER / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert {"SECRET_KEY", "ALLOWED_HOSTS", "POSTGRES_PASSWORD", "PSEUDONYM_KEY"} <= names
 
 

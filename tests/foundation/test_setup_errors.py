@@ -13,8 +13,12 @@ from tests.conftest import ROOT, subprocess_env
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=subprocess_env(**env),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,7 +48,10 @@ def test_unreachable_broker_gives_one_line() -> None:
 
 def test_production_settings_pass_check_deploy(tmp_path) -> None:
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         MEDIA_ROOT=str(tmp_path / "media"),  # the worktree's var/media may hold files of other tests
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(64),
@@ -76,8 +83,13 @@ def test_check_deploy_fails_on_placeholder_short_or_shared_keys(secret_key, pseu
     secret = {"EXAMPLE": example["SECRET_KEY"], "GOOD": good}.get(secret_key, secret_key)
     pseudonym = {"EXAMPLE": example["PSEUDONYM_KEY"], "OTHER": other, "SAME": secret}[pseudonym_key]
     result = run_manage(
-        "check", "--deploy", DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY=secret,
-        PSEUDONYM_KEY=pseudonym, ALLOWED_HOSTS="studies.example.org", DEBUG="false",
+        "check",
+        "--deploy",
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=secret,
+        PSEUDONYM_KEY=pseudonym,
+        ALLOWED_HOSTS="studies.example.org",
+        DEBUG="false",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     for check_id in expected:
@@ -87,11 +99,13 @@ def test_check_deploy_fails_on_placeholder_short_or_shared_keys(secret_key, pseu
 
 
 def test_production_settings_require_pseudonym_key() -> None:
-    env = subprocess_env(DJANGO_SETTINGS_MODULE="config.settings.production", ALLOWED_HOSTS="x.org",
-                         SECRET_KEY=secrets.token_urlsafe(64))
+    env = subprocess_env(
+        DJANGO_SETTINGS_MODULE="config.settings.production", ALLOWED_HOSTS="x.org", SECRET_KEY=secrets.token_urlsafe(64)
+    )
     env.pop("PSEUDONYM_KEY", None)
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: configuration error: Set the PSEUDONYM_KEY environment variable"
@@ -101,12 +115,11 @@ def test_production_settings_require_pseudonym_key() -> None:
 def test_production_settings_require_secret_key() -> None:
     env = subprocess_env(DJANGO_SETTINGS_MODULE="config.settings.production", ALLOWED_HOSTS="x.org")
     env.pop("SECRET_KEY", None)
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: configuration error: Set the SECRET_KEY environment variable"
-    ]
+    assert result.stderr.strip().splitlines() == ["error: configuration error: Set the SECRET_KEY environment variable"]
 
 
 def test_production_settings_require_a_shared_cache_for_the_rate_limits() -> None:

@@ -50,12 +50,18 @@ def write_spec(path: Path, model: Path | str, **overrides) -> Path:
         "seeds": 2,
         "conditions": [
             {"name": "baseline"},
-            {"name": "artistic-0.5",
-             "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "all", "seed": 1, "draws": 1}},
-            {"name": "artistic-1.0",
-             "perturbation": {"kind": "multiplicative", "epsilon": 1.0, "targets": "convs", "seed": 1, "draws": 2}},
-            {"name": "symbolic",
-             "perturbation": {"kind": "semantic", "mode": "embedding-noise", "epsilon": 1.0, "seed": 2}},
+            {
+                "name": "artistic-0.5",
+                "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "all", "seed": 1, "draws": 1},
+            },
+            {
+                "name": "artistic-1.0",
+                "perturbation": {"kind": "multiplicative", "epsilon": 1.0, "targets": "convs", "seed": 1, "draws": 2},
+            },
+            {
+                "name": "symbolic",
+                "perturbation": {"kind": "semantic", "mode": "embedding-noise", "epsilon": 1.0, "seed": 2},
+            },
         ],
     }
     spec.update(overrides)

@@ -25,8 +25,13 @@ from tests.conftest import ROOT, subprocess_env
 
 
 def base_recipe(adapter, **changes) -> Recipe:
-    recipe = Recipe(model={"id": adapter.model_id, "sha256": adapter.sha256, "architecture": adapter.architecture},
-                    seed=0, class_index=207, truncation=0.4, size=adapter.native_size)
+    recipe = Recipe(
+        model={"id": adapter.model_id, "sha256": adapter.sha256, "architecture": adapter.architecture},
+        seed=0,
+        class_index=207,
+        truncation=0.4,
+        size=adapter.native_size,
+    )
     return replace(recipe, **changes)
 
 
@@ -37,8 +42,13 @@ def render_bytes(adapter, recipes: list[Recipe], tmp_path: Path) -> list[bytes]:
 
 
 def multiplicative(epsilon: float, targets=("all",), seed: int = 1) -> dict:
-    return {"kind": "multiplicative", "epsilon": float(epsilon), "targets": list(targets), "seed": seed,
-            "noise": "normal"}
+    return {
+        "kind": "multiplicative",
+        "epsilon": float(epsilon),
+        "targets": list(targets),
+        "seed": seed,
+        "noise": "normal",
+    }
 
 
 def test_recipe_round_trips_and_hashes_stably(tiny_adapter) -> None:
@@ -55,11 +65,26 @@ def test_same_recipe_same_bytes_in_separate_processes(tmp_path, tiny_model, tiny
     shas = []
     for n in range(2):
         result = subprocess.run(
-            [sys.executable, "manage.py", "render_recipe", str(tmp_path / "recipe.json"), "--out",
-             str(tmp_path / f"p{n}.png"), "--model", str(tiny_model)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-            env=subprocess_env(TORCH_NUM_THREADS="1", CELERY_BROKER_URL="",
-                               DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", VAR_DIR=str(tmp_path / "var")),
+            [
+                sys.executable,
+                "manage.py",
+                "render_recipe",
+                str(tmp_path / "recipe.json"),
+                "--out",
+                str(tmp_path / f"p{n}.png"),
+                "--model",
+                str(tiny_model),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=subprocess_env(
+                TORCH_NUM_THREADS="1",
+                CELERY_BROKER_URL="",
+                DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                VAR_DIR=str(tmp_path / "var"),
+            ),
         )
         assert result.returncode == 0, result.stderr
         shas.append(hashlib.sha256((tmp_path / f"p{n}.png").read_bytes()).hexdigest())
@@ -70,8 +95,12 @@ def test_same_recipe_same_bytes_in_separate_processes(tmp_path, tiny_model, tiny
 def test_epsilon_zero_gives_baseline_bytes(tmp_path, tiny_adapter) -> None:
     baseline = base_recipe(tiny_adapter)
     zero = [base_recipe(tiny_adapter, perturbation=multiplicative(0.0, targets)) for targets in (["all"], ["convs"])]
-    zero.append(base_recipe(tiny_adapter, perturbation={"kind": "semantic", "mode": "embedding-noise",
-                                                         "epsilon": 0.0, "seed": 4, "noise": "normal"}))
+    zero.append(
+        base_recipe(
+            tiny_adapter,
+            perturbation={"kind": "semantic", "mode": "embedding-noise", "epsilon": 0.0, "seed": 4, "noise": "normal"},
+        )
+    )
     images = render_bytes(tiny_adapter, [baseline, *zero], tmp_path)
     assert all(image == images[0] for image in images[1:])
 
@@ -108,24 +137,31 @@ def test_only_targeted_parameters_change_and_all_are_restored_exactly(tiny_adapt
 
 def test_restore_after_an_error_inside_the_perturbation(tiny_adapter) -> None:
     before = {k: v.clone() for k, v in tiny_adapter.model.state_dict().items()}
-    with pytest.raises(RuntimeError), perturbed(tiny_adapter.model, tiny_adapter.target_names(["all"]),
-                                                epsilon=2.0, seed=3, draw=0):
+    with (
+        pytest.raises(RuntimeError),
+        perturbed(tiny_adapter.model, tiny_adapter.target_names(["all"]), epsilon=2.0, seed=3, draw=0),
+    ):
         raise RuntimeError("boom")
     assert all(torch.equal(tiny_adapter.model.state_dict()[k], v) for k, v in before.items())
 
 
 def test_rendering_a_perturbed_condition_leaves_the_model_unchanged(tmp_path, tiny_adapter) -> None:
     before = {k: v.clone() for k, v in tiny_adapter.model.state_dict().items()}
-    render_bytes(tiny_adapter, [base_recipe(tiny_adapter, perturbation=multiplicative(1.0), draw=d) for d in (0, 1)],
-                 tmp_path)
+    render_bytes(
+        tiny_adapter, [base_recipe(tiny_adapter, perturbation=multiplicative(1.0), draw=d) for d in (0, 1)], tmp_path
+    )
     assert all(torch.equal(tiny_adapter.model.state_dict()[k], v) for k, v in before.items())
 
 
 @pytest.mark.parametrize(
     ("targets", "must_match"),
-    [(["embedding"], r"^embeddings\.weight$"), (["gen_z"], r"^generator\.gen_z\."),
-     (["attention"], r"^generator\.layers\.2\."), (["block:3"], r"^generator\.layers\.3\."),
-     (["re:conv_to_rgb"], r"conv_to_rgb")],
+    [
+        (["embedding"], r"^embeddings\.weight$"),
+        (["gen_z"], r"^generator\.gen_z\."),
+        (["attention"], r"^generator\.layers\.2\."),
+        (["block:3"], r"^generator\.layers\.3\."),
+        (["re:conv_to_rgb"], r"conv_to_rgb"),
+    ],
 )
 def test_target_presets(tiny_adapter, targets, must_match) -> None:
     import re
@@ -151,10 +187,12 @@ def test_semantic_modes(tmp_path, tiny_adapter) -> None:
     def semantic(mode, **extra):
         return {"kind": "semantic", "mode": mode, "epsilon": 1.0, "seed": 3, **extra}
 
-    recipes = [base_recipe(tiny_adapter),
-               base_recipe(tiny_adapter, perturbation=semantic("class-mix", k=3)),
-               base_recipe(tiny_adapter, perturbation=semantic("random-embedding")),
-               base_recipe(tiny_adapter, perturbation=semantic("random-embedding"), draw=1)]
+    recipes = [
+        base_recipe(tiny_adapter),
+        base_recipe(tiny_adapter, perturbation=semantic("class-mix", k=3)),
+        base_recipe(tiny_adapter, perturbation=semantic("random-embedding")),
+        base_recipe(tiny_adapter, perturbation=semantic("random-embedding"), draw=1),
+    ]
     images = render_bytes(tiny_adapter, recipes, tmp_path)
     assert len(set(images)) == 4
     mix = tiny_adapter.mix_classes(recipes[1])
@@ -168,8 +206,24 @@ def test_semantic_modes(tmp_path, tiny_adapter) -> None:
 
 def test_latent_walk_command(tmp_path, tiny_model) -> None:
     out = tmp_path / "walk"
-    call_command("render_walk", str(tiny_model), "--out", str(out), "--from-seed", "0", "--to-seed", "1",
-                 "--from-class", "1", "--to-class", "golden retriever", "--frames", "5", "--method", "slerp")
+    call_command(
+        "render_walk",
+        str(tiny_model),
+        "--out",
+        str(out),
+        "--from-seed",
+        "0",
+        "--to-seed",
+        "1",
+        "--from-class",
+        "1",
+        "--to-class",
+        "golden retriever",
+        "--frames",
+        "5",
+        "--method",
+        "slerp",
+    )
     frames = sorted(out.glob("frame_*.png"))
     assert len(frames) == 5
     assert len({f.read_bytes() for f in frames}) == 5
@@ -190,8 +244,18 @@ def make_dcgan_folder(folder: Path, *, prefix: str = "") -> Path:
     folder.mkdir(parents=True)
     checkpoint = {"netG": {f"{prefix}{k}": v for k, v in model.state_dict().items()}}
     torch.save(checkpoint, folder / "netG_epoch_24.pth")
-    (folder / "config.json").write_text(json.dumps(
-        {"architecture": "dcgan", "nz": 16, "ngf": 8, "nc": 3, "image_size": 32, "weights_file": "netG_epoch_24.pth"}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architecture": "dcgan",
+                "nz": 16,
+                "ngf": 8,
+                "nc": 3,
+                "image_size": 32,
+                "weights_file": "netG_epoch_24.pth",
+            }
+        )
+    )
     return folder
 
 
@@ -201,9 +265,12 @@ def test_dcgan_adapter_loads_a_user_checkpoint_and_perturbs(tmp_path) -> None:
     assert adapter.native_size == 32 and not adapter.conditional
     assert adapter.target_names(["block:1"]) == ["main.3.weight", "main.4.weight", "main.4.bias"]
     recipe = Recipe(model={"id": "dcgan", "sha256": adapter.sha256, "architecture": "dcgan"}, seed=0, size=32)
-    recipes = [recipe, replace(recipe, seed=1),
-               replace(recipe, perturbation=multiplicative(0.5, ["convs"])),
-               replace(recipe, perturbation=multiplicative(0.0, ["convs"]))]
+    recipes = [
+        recipe,
+        replace(recipe, seed=1),
+        replace(recipe, perturbation=multiplicative(0.5, ["convs"])),
+        replace(recipe, perturbation=multiplicative(0.0, ["convs"])),
+    ]
     images = render_bytes(adapter, recipes, tmp_path)
     assert images[0] != images[1] and images[0] != images[2] and images[0] == images[3]
     with Image.open(tmp_path / "0.png") as image:

@@ -47,8 +47,12 @@ def test_render_set_records_stimuli_and_writes_manifest(tmp_path, tiny_model, se
         assert tuple(s.descriptors) == DESCRIPTOR_COLUMNS  # the names the export and the analysis read
         assert s.image.name == f"stimuli/{s.public_id}.png"
         assert s.condition not in s.image.name and "artistic" not in s.public_id
-        assert s.recipe_id == hashlib.sha256(__import__("json").dumps(
-            s.recipe, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert (
+            s.recipe_id
+            == hashlib.sha256(
+                __import__("json").dumps(s.recipe, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+        )
     assert {s.epsilon for s in stimuli if s.condition == "baseline"} == {0.0}
     rows = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
     assert len(rows) == 30
@@ -111,8 +115,9 @@ def test_failed_job_is_recorded_and_retried_from_the_admin(tmp_path, tiny_model,
     job = RenderJob.objects.get()
     assert job.status == RenderJob.Status.FAILED and "disk full" in job.error
     monkeypatch.undo()
-    response = admin_client.post("/admin/generation/renderjob/",
-                                 {"action": "retry_failed", "_selected_action": [job.pk]})
+    response = admin_client.post(
+        "/admin/generation/renderjob/", {"action": "retry_failed", "_selected_action": [job.pk]}
+    )
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == RenderJob.Status.DONE and job.done == job.total == 6 and job.attempts == 2
@@ -127,14 +132,22 @@ def test_failed_job_is_recorded_and_retried_from_the_admin(tmp_path, tiny_model,
         ({"classes": ["no such thing"]}, "classes[0]"),
         ({"truncation": 1.5}, "truncation"),
         ({"seeds": 0}, "seeds"),
-        ({"conditions": [{"name": "x", "perturbation": {"kind": "multiplicative", "epsilon": "big"}}]},
-         "conditions[0].perturbation.epsilon"),
-        ({"conditions": [{"name": "x", "perturbation": {"kind": "semantic", "mode": "vibes", "epsilon": 1}}]},
-         "conditions[0].perturbation.mode"),
-        ({"conditions": [{"name": "x", "perturbation": {"kind": "multiplicative", "epsilon": 1, "targest": "all"}}]},
-         "conditions[0].perturbation.targest"),
-        ({"conditions": [{"name": "a"}, {"name": "a", "perturbation": {"kind": "multiplicative", "epsilon": 1}}]},
-         "conditions[1].name"),
+        (
+            {"conditions": [{"name": "x", "perturbation": {"kind": "multiplicative", "epsilon": "big"}}]},
+            "conditions[0].perturbation.epsilon",
+        ),
+        (
+            {"conditions": [{"name": "x", "perturbation": {"kind": "semantic", "mode": "vibes", "epsilon": 1}}]},
+            "conditions[0].perturbation.mode",
+        ),
+        (
+            {"conditions": [{"name": "x", "perturbation": {"kind": "multiplicative", "epsilon": 1, "targest": "all"}}]},
+            "conditions[0].perturbation.targest",
+        ),
+        (
+            {"conditions": [{"name": "a"}, {"name": "a", "perturbation": {"kind": "multiplicative", "epsilon": 1}}]},
+            "conditions[1].name",
+        ),
     ],
 )
 def test_invalid_spec_fails_before_any_work_naming_the_key(tmp_path, tiny_model, overrides, key) -> None:
@@ -166,9 +179,17 @@ def test_dcgan_set_renders_without_classes(tmp_path) -> None:
     from tests.generation.test_rendering import make_dcgan_folder
 
     folder = make_dcgan_folder(tmp_path / "dcgan")
-    spec = write_spec(tmp_path / "spec.yaml", folder, classes=None, truncation=None, seeds=3, conditions=[
-        {"name": "baseline"},
-        {"name": "artistic", "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "convs"}}])
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        folder,
+        classes=None,
+        truncation=None,
+        seeds=3,
+        conditions=[
+            {"name": "baseline"},
+            {"name": "artistic", "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "targets": "convs"}},
+        ],
+    )
     data = yaml.safe_load(spec.read_text())
     data.pop("classes")
     data.pop("truncation")
@@ -185,7 +206,11 @@ def test_render_demo_is_idempotent_and_labels_untrained(settings) -> None:
     stimulus_set = StimulusSet.objects.get(name="example-stimuli")
     assert stimulus_set.untrained and stimulus_set.stimuli.count() == 36
     assert set(stimulus_set.stimuli.values_list("condition", flat=True)) == {
-        "baseline", "artistic-0.5", "artistic-1.0", "symbolic"}
+        "baseline",
+        "artistic-0.5",
+        "artistic-1.0",
+        "symbolic",
+    }
     assert (settings.WEIGHTS_DIR / "tiny" / "pytorch_model.bin").is_file()
     again = io.StringIO()
     call_command("render_demo", stdout=again)
@@ -201,10 +226,10 @@ def test_import_stimuli(tmp_path, settings) -> None:
     Image.new("L", (20, 20), 90).save(folder / "c.png")
     (tmp_path / "labels.csv").write_text(
         "filename,condition,artist,class_index\na.png,human-art,Kahlo,\nb.jpg,style-transfer,,207\n"
-        "c.png,human-art,Klee,\n")
+        "c.png,human-art,Klee,\n"
+    )
     out = io.StringIO()
-    call_command("import_stimuli", str(folder), "--labels", str(tmp_path / "labels.csv"), "--set", "art",
-                 stdout=out)
+    call_command("import_stimuli", str(folder), "--labels", str(tmp_path / "labels.csv"), "--set", "art", stdout=out)
     assert "imported 3 images" in out.getvalue()
     stimulus_set = StimulusSet.objects.get(name="art")
     assert stimulus_set.source == StimulusSet.Source.IMPORTED
@@ -218,8 +243,7 @@ def test_import_stimuli(tmp_path, settings) -> None:
     assert stimulus_set.stimuli.get(condition="style-transfer").image.name.endswith(".png")  # was b.jpg
     assert a.descriptors["saturation"] > 0.9
     assert stimulus_set.stimuli.get(condition="style-transfer").class_index == 207
-    call_command("import_stimuli", str(folder), "--labels", str(tmp_path / "labels.csv"), "--set", "art",
-                 stdout=out)
+    call_command("import_stimuli", str(folder), "--labels", str(tmp_path / "labels.csv"), "--set", "art", stdout=out)
     assert stimulus_set.stimuli.count() == 3
 
 
@@ -252,9 +276,14 @@ def test_admin_pages_show_thumbnails_and_contact_sheet(tmp_path, tiny_model, adm
 
 @pytest.mark.broker
 def test_render_set_through_the_broker(tmp_path, tiny_model, celery_worker_process, settings) -> None:
-    spec = write_spec(tmp_path / "spec.yaml", tiny_model, conditions=[
-        {"name": "baseline"},
-        {"name": "artistic", "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "draws": 2}}])
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        tiny_model,
+        conditions=[
+            {"name": "baseline"},
+            {"name": "artistic", "perturbation": {"kind": "multiplicative", "epsilon": 0.5, "draws": 2}},
+        ],
+    )
     output = render(spec, "--out", str(tmp_path / "out"))
     assert "on Celery workers" in output
     stimuli = Stimulus.objects.all()

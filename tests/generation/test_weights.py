@@ -115,10 +115,19 @@ def test_missing_pretrained_name_gives_one_line_hint(tmp_path) -> None:
 def test_render_set_with_missing_weights_prints_one_line_and_never_downloads(tmp_path) -> None:
     spec = write_spec(tmp_path / "spec.yaml", "biggan-deep-256")
     result = subprocess.run(
-        [sys.executable, "manage.py", "render_set", str(spec)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env=subprocess_env(WEIGHTS_DIR=str(tmp_path / "weights"), VAR_DIR=str(tmp_path / "var"),
-                           CELERY_BROKER_URL="", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                           HTTPS_PROXY="http://127.0.0.1:1", HTTP_PROXY="http://127.0.0.1:1"),
+        [sys.executable, "manage.py", "render_set", str(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(
+            WEIGHTS_DIR=str(tmp_path / "weights"),
+            VAR_DIR=str(tmp_path / "var"),
+            CELERY_BROKER_URL="",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            HTTPS_PROXY="http://127.0.0.1:1",
+            HTTP_PROXY="http://127.0.0.1:1",
+        ),
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -137,8 +146,13 @@ def test_download_records_sha256_and_loads(tmp_path, tiny_model) -> None:
     thread.start()
     seen = []
     try:
-        folder = download("biggan-deep-256", weights_dir=tmp_path / "weights", timeout=5,
-                          base_url=f"http://127.0.0.1:{server.server_port}", progress=lambda n, t: seen.append(n))
+        folder = download(
+            "biggan-deep-256",
+            weights_dir=tmp_path / "weights",
+            timeout=5,
+            base_url=f"http://127.0.0.1:{server.server_port}",
+            progress=lambda n, t: seen.append(n),
+        )
     finally:
         server.shutdown()
     record = json.loads((folder / "weights.json").read_text())

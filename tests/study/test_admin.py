@@ -52,8 +52,9 @@ def test_publish_refuses_an_unready_study_and_says_what_is_missing(admin_client_
     study = make_study(stimulus_set=stimulus_set, status="draft", consent_text="", completion_code="")
     page = admin_client_.get(reverse("admin:study_study_change", args=[study.pk])).content.decode()
     assert 'name="dimensions-0-prompt"' in page and 'name="trials_per_participant"' in page  # editable in draft
-    response = admin_client_.post(reverse("admin:study_study_changelist"),
-                                  {"action": "make_live", "_selected_action": [study.pk]}, follow=True)
+    response = admin_client_.post(
+        reverse("admin:study_study_changelist"), {"action": "make_live", "_selected_action": [study.pk]}, follow=True
+    )
     text = response.content.decode()
     assert "consent text is empty" in text and "no completion code" in text
     assert Study.objects.get(pk=study.pk).status == "draft"
@@ -65,8 +66,9 @@ def test_publish_refuses_an_unready_study_and_says_what_is_missing(admin_client_
 @pytest.mark.parametrize(("action", "reader"), [("export_csv", pd.read_csv), ("export_parquet", pd.read_parquet)])
 def test_export_actions_download_the_long_format(admin_client_, study, action, reader):
     run_bots(study, 2)
-    response = admin_client_.post(reverse("admin:study_study_changelist"),
-                                  {"action": action, "_selected_action": [study.pk]})
+    response = admin_client_.post(
+        reverse("admin:study_study_changelist"), {"action": action, "_selected_action": [study.pk]}
+    )
     assert response.status_code == 200
     assert "attachment" in response["Content-Disposition"]
     frame = reader(io.BytesIO(b"".join(response.streaming_content)))
@@ -104,8 +106,11 @@ def test_generate_report_action_runs_the_analysis_task(admin_client_, study, eag
     from config.background import wait_idle
 
     run_bots(study, 4)
-    response = admin_client_.post(reverse("admin:study_study_changelist"),
-                                  {"action": "generate_report", "_selected_action": [study.pk]}, follow=True)
+    response = admin_client_.post(
+        reverse("admin:study_study_changelist"),
+        {"action": "generate_report", "_selected_action": [study.pk]},
+        follow=True,
+    )
     assert response.status_code == 200
     report = StudyReport.objects.get(study=study)
     # Without a broker the task runs on the web process's worker thread, never inside the request.
@@ -126,8 +131,9 @@ def test_a_failed_report_shows_failed_and_its_error(admin_client_, study, eager_
     from config.background import wait_idle
 
     settings.STUDY_REPORT_OPTIONS = {"no_such_option": 1}
-    admin_client_.post(reverse("admin:study_study_changelist"),
-                       {"action": "generate_report", "_selected_action": [study.pk]})
+    admin_client_.post(
+        reverse("admin:study_study_changelist"), {"action": "generate_report", "_selected_action": [study.pk]}
+    )
     assert wait_idle(timeout=120)
     report = StudyReport.objects.get(study=study)
     assert report.status == StudyReport.Status.FAILED and report.error
@@ -159,8 +165,11 @@ def test_release_action_in_the_participant_admin(admin_client_, study):
     from tests.study.helpers import to_trials
 
     _, participant = to_trials(Client(), study, "left")
-    response = admin_client_.post(reverse("admin:study_participant_changelist"),
-                                  {"action": "release", "_selected_action": [participant.pk]}, follow=True)
+    response = admin_client_.post(
+        reverse("admin:study_participant_changelist"),
+        {"action": "release", "_selected_action": [participant.pk]},
+        follow=True,
+    )
     assert response.status_code == 200 and b"Released 1 participant" in response.content
     participant.refresh_from_db()
     assert participant.released_at is not None and participant.status == "released"

@@ -70,8 +70,17 @@ def test_order_keeps_all_items_when_runs_cannot_be_avoided():
 
 def test_plan_is_reproducible_from_its_seed_and_complete():
     def plan(seed):
-        return plan_trials(pool=POOL, counts={}, scales=SCALES, n_rated=12, n_practice=2, n_attention=2,
-                           layout="together", max_run=2, rng=random.Random(seed))
+        return plan_trials(
+            pool=POOL,
+            counts={},
+            scales=SCALES,
+            n_rated=12,
+            n_practice=2,
+            n_attention=2,
+            layout="together",
+            max_run=2,
+            rng=random.Random(seed),
+        )
 
     first = plan(42)
     assert first == plan(42)
@@ -90,8 +99,17 @@ def test_plan_is_reproducible_from_its_seed_and_complete():
 
 
 def test_blocks_layout_rates_every_stimulus_once_per_dimension():
-    plan = plan_trials(pool=POOL, counts={}, scales=SCALES, n_rated=8, n_practice=2, n_attention=2,
-                       layout="blocks", max_run=2, rng=random.Random(5))
+    plan = plan_trials(
+        pool=POOL,
+        counts={},
+        scales=SCALES,
+        n_rated=8,
+        n_practice=2,
+        n_attention=2,
+        layout="blocks",
+        max_run=2,
+        rng=random.Random(5),
+    )
     rated = [t for t in plan if t.kind == "rating"]
     assert len(rated) == 16
     blocks = {t.block: t.dimensions for t in rated}
@@ -105,6 +123,15 @@ def test_blocks_layout_rates_every_stimulus_once_per_dimension():
 
 def test_slider_attention_checks_ask_for_an_end_of_the_scale():
     scales = [ScaleRange("liking", 0, 100, True)]
-    plan = plan_trials(pool=POOL, counts={}, scales=scales, n_rated=8, n_practice=0, n_attention=6,
-                       layout="together", max_run=2, rng=random.Random(1))
+    plan = plan_trials(
+        pool=POOL,
+        counts={},
+        scales=scales,
+        n_rated=8,
+        n_practice=0,
+        n_attention=6,
+        layout="together",
+        max_run=2,
+        rng=random.Random(1),
+    )
     assert {t.expected_value for t in plan if t.kind == "attention"} <= {0, 100}

@@ -15,8 +15,12 @@ from tests.study.factories import make_study
 
 @pytest.mark.django_db
 def test_run_bots_in_process_completes_declines_and_fails_checks(stimulus_set, capsys):
-    study = make_study(stimulus_set=stimulus_set, trials_per_participant=12, attention_checks=2, source={
-        "bots": {"decline_rate": 0.3, "inattentive_rate": 0.4}})
+    study = make_study(
+        stimulus_set=stimulus_set,
+        trials_per_participant=12,
+        attention_checks=2,
+        source={"bots": {"decline_rate": 0.3, "inattentive_rate": 0.4}},
+    )
     call_command("run_bots", study.slug, "--participants", "20", "--seed", "3")
     out = capsys.readouterr().out
     assert "20 bots" in out
@@ -49,11 +53,13 @@ def test_bots_handle_blocks_sliders_and_a_between_subject_dimension(stimulus_set
     rated = Rating.objects.filter(trial__participant__study=blocks, trial__kind="rating")
     assert rated.count() == 3 * 4 * 2
     assert rated.filter(dimension__kind=RatingDimension.Kind.SLIDER, value__gt=7).exists()
-    between = make_study(stimulus_set=stimulus_set, dimensions=dims, between_factor="dimension",
-                         trials_per_participant=4)
+    between = make_study(
+        stimulus_set=stimulus_set, dimensions=dims, between_factor="dimension", trials_per_participant=4
+    )
     call_command("run_bots", between.slug, "--participants", "4", "--model", "/dev/null")
-    groups = Counter(Participant.objects.filter(study=between, consented_at__isnull=False)
-                     .values_list("group", flat=True))
+    groups = Counter(
+        Participant.objects.filter(study=between, consented_at__isnull=False).values_list("group", flat=True)
+    )
     assert set(groups) == {"artistry", "symbolism"}
     assert max(groups.values()) - min(groups.values()) <= 1
     for trial in Trial.objects.filter(participant__study=between):

@@ -12,8 +12,14 @@ from tests.conftest import skip_or_fail
 from tests.study.factories import make_study
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _launch(playwright):
@@ -23,8 +29,10 @@ def _launch(playwright):
 def _watch_csp(page) -> list[str]:
     """Chromium reports every script, style or image the Content-Security-Policy blocked on the console."""
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     return violations
 
 
@@ -95,8 +103,9 @@ def test_participant_completes_the_study_in_chromium(live_server, stimulus_set, 
             href = page.locator("a[data-completion-url]").get_attribute("href")
             assert href == "https://app.prolific.com/submissions/complete?cc=C0MPL3TE"
 
-            phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                        is_mobile=True, has_touch=True)
+            phone = browser.new_context(
+                viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+            )
             mobile = phone.new_page()
             mobile.goto(f"{live_server.url}/s/{study.slug}/?PROLIFIC_PID=phone1")
             with mobile.expect_navigation():
@@ -130,8 +139,9 @@ def test_slider_answers_with_arrow_keys_and_enter(live_server, stimulus_set, mon
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     dims = [{"name": "liking", "prompt": "How much do you like it?", "kind": "slider", "points": 7}]
-    study = make_study(stimulus_set=stimulus_set, dimensions=dims, trials_per_participant=3, practice_trials=0,
-                       attention_checks=1)
+    study = make_study(
+        stimulus_set=stimulus_set, dimensions=dims, trials_per_participant=3, practice_trials=0, attention_checks=1
+    )
     with sync_playwright() as playwright:
         browser = _launch(playwright)
         try:

@@ -14,19 +14,55 @@ from study.bots import AnswerModel, DjangoClientTransport, run_bot, stimulus_tru
 from study.models import Rating
 from tests.study.helpers import to_trials
 
-ANALYSIS_REQUIRED = ["participant", "stimulus", "condition", "epsilon", "class_index", "dimension", "response",
-                     "rt_ms", "trial_index"]
-CONTRACT = [*ANALYSIS_REQUIRED, "is_practice", "is_attention_check", "attention_passed", "shown_at", "answered_at",
-            "participant_status", "duration_s", "age_band", "gender", "art_training", "art_expertise", "comment",
-            "colorfulness", "saturation", "rms_contrast", "luminance_entropy", "edge_density", "compression_ratio",
-            "image_path"]
+ANALYSIS_REQUIRED = [
+    "participant",
+    "stimulus",
+    "condition",
+    "epsilon",
+    "class_index",
+    "dimension",
+    "response",
+    "rt_ms",
+    "trial_index",
+]
+CONTRACT = [
+    *ANALYSIS_REQUIRED,
+    "is_practice",
+    "is_attention_check",
+    "attention_passed",
+    "shown_at",
+    "answered_at",
+    "participant_status",
+    "duration_s",
+    "age_band",
+    "gender",
+    "art_training",
+    "art_expertise",
+    "comment",
+    "colorfulness",
+    "saturation",
+    "rms_contrast",
+    "luminance_entropy",
+    "edge_density",
+    "compression_ratio",
+    "image_path",
+]
 
 
 def run_bots(study, n: int, **model):
     truth = stimulus_truth(study=study)
     answer_model = AnswerModel(**{"decline_rate": 0.0, "inattentive_rate": 0.0, **model})
-    return [run_bot(transport=DjangoClientTransport(), slug=study.slug, pid=f"bot{i}", model=answer_model,
-                    truth=truth, rng=random.Random(i)) for i in range(n)]
+    return [
+        run_bot(
+            transport=DjangoClientTransport(),
+            slug=study.slug,
+            pid=f"bot{i}",
+            model=answer_model,
+            truth=truth,
+            rng=random.Random(i),
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.django_db

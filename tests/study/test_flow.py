@@ -27,8 +27,16 @@ def test_full_flow_by_hand(study):
         assert step_of(page) == "trials"
         assert answer_current(client, url, participant).status_code == 303
     assert step_of(client.get(url)) == "questionnaire"
-    response = post_step(client, url, "questionnaire", age_band="25-34", gender="na", art_training="some",
-                         art_expertise="3", comment="nice")
+    response = post_step(
+        client,
+        url,
+        "questionnaire",
+        age_band="25-34",
+        gender="na",
+        art_training="some",
+        art_expertise="3",
+        comment="nice",
+    )
     assert response.status_code == 303
     done = client.get(url)
     assert step_of(done) == "done"
@@ -128,8 +136,9 @@ def test_quota_counts_consented_real_participants_only(stimulus_set):
         to_trials(Client(), study, pid)
     declined = Client()
     # A third person who arrived earlier but had not consented gets the polite "full" page on consent.
-    Participant.objects.create(study=study, pseudonym=pseudonym_for(source="prolific", external_id="late"),
-                               source="prolific")
+    Participant.objects.create(
+        study=study, pseudonym=pseudonym_for(source="prolific", external_id="late"), source="prolific"
+    )
     late_url = enter(declined, study, "late")
     response = post_step(declined, late_url, "consent", choice="agree")
     assert response.status_code == 200 and step_of(response) == "unavailable"
@@ -243,8 +252,9 @@ def test_released_participants_stop_counting_and_cannot_answer(stimulus_set):
     from study.selectors import stimulus_allocation_counts, study_enrolled_count
     from study.services import participants_release
 
-    study = make_study(stimulus_set=stimulus_set, max_participants=1, trials_per_participant=4, practice_trials=0,
-                       attention_checks=0)
+    study = make_study(
+        stimulus_set=stimulus_set, max_participants=1, trials_per_participant=4, practice_trials=0, attention_checks=0
+    )
     client = Client()
     url, _ = to_trials(client, study, "gone")
     assert sum(stimulus_allocation_counts(study=study).values()) == 4

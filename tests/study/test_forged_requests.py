@@ -40,22 +40,25 @@ def test_malformed_recruitment_ids_are_400(study):
     assert not Participant.objects.exists()
 
 
-@pytest.mark.parametrize("data", [
-    {},
-    {"step": "nonsense"},
-    {"step": "trials"},
-    {"step": "trials", "trial": "abc", "artistry": 3, "symbolism": 3},
-    {"step": "trials", "trial": "5", "artistry": 3, "symbolism": 3},
-    {"step": "trials", "trial": "-1x", "artistry": 3, "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": 3},
-    {"step": "trials", "trial": "0", "artistry": 0, "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": 8, "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": 3.5, "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": "nan", "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": "inf", "symbolism": 3},
-    {"step": "trials", "trial": "0", "artistry": "", "symbolism": 3},
-    {"step": "trials", "trial": "9" * 400, "artistry": 3, "symbolism": 3},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"step": "nonsense"},
+        {"step": "trials"},
+        {"step": "trials", "trial": "abc", "artistry": 3, "symbolism": 3},
+        {"step": "trials", "trial": "5", "artistry": 3, "symbolism": 3},
+        {"step": "trials", "trial": "-1x", "artistry": 3, "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": 3},
+        {"step": "trials", "trial": "0", "artistry": 0, "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": 8, "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": 3.5, "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": "nan", "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": "inf", "symbolism": 3},
+        {"step": "trials", "trial": "0", "artistry": "", "symbolism": 3},
+        {"step": "trials", "trial": "9" * 400, "artistry": 3, "symbolism": 3},
+    ],
+)
 def test_malformed_trial_posts_are_400_and_store_nothing(study, data):
     client = Client()
     url, participant = to_trials(client, study)
@@ -82,8 +85,18 @@ def test_malformed_consent_and_questionnaire_are_400(study):
 def test_rt_values_that_are_nonsense_become_missing_not_errors(study):
     client = Client()
     url, _ = to_trials(client, study)
-    response = client.post(url, {"step": "trials", "trial": 0, "artistry": 3, "symbolism": 4, "rt_ms": "-5",
-                                 "rt_ms_artistry": "lots", "rt_ms_symbolism": "9e99"})
+    response = client.post(
+        url,
+        {
+            "step": "trials",
+            "trial": 0,
+            "artistry": 3,
+            "symbolism": 4,
+            "rt_ms": "-5",
+            "rt_ms_artistry": "lots",
+            "rt_ms_symbolism": "9e99",
+        },
+    )
     assert response.status_code == 303
     assert list(Rating.objects.values_list("rt_ms", flat=True)) == [None, None]
 

@@ -52,8 +52,13 @@ def test_reloading_updates_by_slug(tmp_path):
     data = example_data(stimulus_set.name)
     call_command("load_study", str(write(tmp_path, data)))
     data["title"] = "New title"
-    data["dimensions"].append({"name": "liking", "prompt": "How much do you like it?",
-                               "scale": {"kind": "slider", "low": "Not at all", "high": "Very much"}})
+    data["dimensions"].append(
+        {
+            "name": "liking",
+            "prompt": "How much do you like it?",
+            "scale": {"kind": "slider", "low": "Not at all", "high": "Very much"},
+        }
+    )
     call_command("load_study", str(write(tmp_path, data)))
     study = Study.objects.get()
     assert study.title == "New title"
@@ -90,26 +95,29 @@ def test_publishing_an_unready_study_says_what_is_missing(tmp_path):
     assert Study.objects.get().status == "draft"
 
 
-@pytest.mark.parametrize(("change", "key"), [
-    ({"colour": "blue"}, "colour"),
-    ({"slug": "Not A Slug"}, "slug"),
-    ({"slug": None}, "slug"),
-    ({"trials_per_participant": "many"}, "trials_per_participant"),
-    ({"trials_per_participant": 0}, "trials_per_participant"),
-    ({"practice_trials": -1}, "practice_trials"),
-    ({"status": "open"}, "status"),
-    ({"layout": "grid"}, "layout"),
-    ({"completion_url": "ftp://x"}, "completion_url"),
-    ({"dimensions": []}, "dimensions"),
-    ({"dimensions": [{"name": "beauty"}]}, "dimensions[0].prompt"),
-    ({"dimensions": [{"name": "artistry", "scale": {"points": 20}}]}, "dimensions[0].scale.points"),
-    ({"dimensions": [{"name": "artistry", "scale": {"kind": "stars"}}]}, "dimensions[0].scale.kind"),
-    ({"dimensions": [{"name": "artistry", "colour": 1}]}, "dimensions[0].colour"),
-    ({"dimensions": ["artistry", "artistry"]}, "dimensions"),
-    ({"max_participants": True}, "max_participants"),
-    ({"bots": [1]}, "bots"),
-    ({"anonymous_entry": "yes"}, "anonymous_entry"),
-])
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"slug": "Not A Slug"}, "slug"),
+        ({"slug": None}, "slug"),
+        ({"trials_per_participant": "many"}, "trials_per_participant"),
+        ({"trials_per_participant": 0}, "trials_per_participant"),
+        ({"practice_trials": -1}, "practice_trials"),
+        ({"status": "open"}, "status"),
+        ({"layout": "grid"}, "layout"),
+        ({"completion_url": "ftp://x"}, "completion_url"),
+        ({"dimensions": []}, "dimensions"),
+        ({"dimensions": [{"name": "beauty"}]}, "dimensions[0].prompt"),
+        ({"dimensions": [{"name": "artistry", "scale": {"points": 20}}]}, "dimensions[0].scale.points"),
+        ({"dimensions": [{"name": "artistry", "scale": {"kind": "stars"}}]}, "dimensions[0].scale.kind"),
+        ({"dimensions": [{"name": "artistry", "colour": 1}]}, "dimensions[0].colour"),
+        ({"dimensions": ["artistry", "artistry"]}, "dimensions"),
+        ({"max_participants": True}, "max_participants"),
+        ({"bots": [1]}, "bots"),
+        ({"anonymous_entry": "yes"}, "anonymous_entry"),
+    ],
+)
 def test_invalid_spec_names_the_bad_key(change, key):
     data = example_data("whatever")
     data.update(change)
@@ -130,9 +138,14 @@ def test_missing_stimulus_set_and_condition_are_named(tmp_path):
 def test_command_line_error_is_one_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("slug: x\ntitle: t\ntrials_per_participant: lots\n")
-    result = subprocess.run([sys.executable, "manage.py", "load_study", str(path)], cwd=ROOT,
-                            env=subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "load_study", str(path)],
+        cwd=ROOT,
+        env=subprocess_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == "error: trials_per_participant: must be a whole number, not 'lots'"
 

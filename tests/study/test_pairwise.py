@@ -19,8 +19,13 @@ from tests.study.helpers import post_step, to_trials
 
 
 def pair_study(stimulus_set, **fields):
-    defaults = {"task": "pairwise", "pair_design": "balanced", "pairs_per_participant": 6, "practice_trials": 1,
-                "attention_checks": 1}
+    defaults = {
+        "task": "pairwise",
+        "pair_design": "balanced",
+        "pairs_per_participant": 6,
+        "practice_trials": 1,
+        "attention_checks": 1,
+    }
     defaults.update(fields)
     return make_study(stimulus_set=stimulus_set, **defaults)
 
@@ -123,8 +128,13 @@ def test_adaptive_answers_update_the_shared_posterior_in_order(client, stimulus_
 def test_balanced_design_spreads_stimuli_and_connects_the_graph(stimulus_set):
     from django.test import Client
 
-    study = pair_study(stimulus_set, pairs_per_participant=12, practice_trials=0, attention_checks=0,
-                       dimensions=[{"name": "artistry", "prompt": "Which is more art?"}])
+    study = pair_study(
+        stimulus_set,
+        pairs_per_participant=12,
+        practice_trials=0,
+        attention_checks=0,
+        dimensions=[{"name": "artistry", "prompt": "Which is more art?"}],
+    )
     for i in range(4):
         to_trials(Client(), study, pid=f"b{i}")
     trials = Trial.objects.filter(participant__study=study, kind="rating")
@@ -184,13 +194,27 @@ def test_pairwise_study_end_to_end_with_bots(stimulus_set, tmp_path):
     from study.bots import AnswerModel, latent_truth
 
     effects = {"baseline": 0.0, "artistic-0.5": 0.15, "artistic-1.0": 0.3, "symbolic": 0.05}
-    bots = {"effects": {"artistry": effects}, "stimulus_sd": 0.04, "noise_sd": 0.1, "decline_rate": 0.0,
-            "inattentive_rate": 0.05}
+    bots = {
+        "effects": {"artistry": effects},
+        "stimulus_sd": 0.04,
+        "noise_sd": 0.1,
+        "decline_rate": 0.0,
+        "inattentive_rate": 0.05,
+    }
     spec = {
-        "slug": "pairs-e2e", "title": "Which is art?", "status": "live", "task": "pairwise",
-        "pairs": {"design": "adaptive", "per_participant": 12}, "stimulus_sets": [stimulus_set.name],
-        "dimensions": ["artistry"], "consent": "Agree?", "instructions": "Choose.", "completion_code": "PAIRS1",
-        "practice_trials": 1, "attention_checks": 1, "bots": bots,
+        "slug": "pairs-e2e",
+        "title": "Which is art?",
+        "status": "live",
+        "task": "pairwise",
+        "pairs": {"design": "adaptive", "per_participant": 12},
+        "stimulus_sets": [stimulus_set.name],
+        "dimensions": ["artistry"],
+        "consent": "Agree?",
+        "instructions": "Choose.",
+        "completion_code": "PAIRS1",
+        "practice_trials": 1,
+        "attention_checks": 1,
+        "bots": bots,
     }
     path = tmp_path / "pairs.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -207,8 +231,10 @@ def test_pairwise_study_end_to_end_with_bots(stimulus_set, tmp_path):
     assert list(scale.columns[:6]) == ["dimension", "stimulus", "condition", "score", "ci_low", "ci_high"]
     assert len(scale) == 24 and (scale["ci_low"] <= scale["score"]).all() and (scale["score"] <= scale["ci_high"]).all()
     model = AnswerModel.from_mapping(bots)
-    truth = [latent_truth(model, public_id=s, condition=c, dimension="artistry")
-             for s, c in zip(scale["stimulus"], scale["condition"], strict=True)]
+    truth = [
+        latent_truth(model, public_id=s, condition=c, dimension="artistry")
+        for s, c in zip(scale["stimulus"], scale["condition"], strict=True)
+    ]
     assert stats.spearmanr(truth, scale["score"]).statistic > 0.7
     effects_table = pd.read_csv(report / "condition_effects.csv").set_index("condition")
     assert list(effects_table.columns[:4]) == ["dimension", "estimate", "ci_low", "ci_high"]
@@ -243,11 +269,21 @@ def test_spec_rejects_bad_pairwise_keys_with_the_key_first(change, message):
 def test_spec_reads_pairwise_settings_and_pairwise_prompts():
     from study.spec import study_spec_parse
 
-    spec = study_spec_parse({"slug": "p", "title": "P", "task": "pairwise", "dimensions": ["artistry"],
-                             "pairs": {"design": "adaptive", "per_participant": 15, "within_fraction": 0.25,
-                                       "allow_tie": True}})
+    spec = study_spec_parse(
+        {
+            "slug": "p",
+            "title": "P",
+            "task": "pairwise",
+            "dimensions": ["artistry"],
+            "pairs": {"design": "adaptive", "per_participant": 15, "within_fraction": 0.25, "allow_tie": True},
+        }
+    )
     assert (spec.pairs.design, spec.pairs.per_participant, spec.pairs.within_fraction, spec.pairs.allow_tie) == (
-        "adaptive", 15, 0.25, True)
+        "adaptive",
+        15,
+        0.25,
+        True,
+    )
     assert spec.dimensions[0].prompt == "Which image looks more like a work of art?"
     assert study_spec_parse({"slug": "r", "title": "R"}).task == "rating"
 
@@ -259,9 +295,17 @@ def test_load_study_sets_the_pairwise_fields_and_freezes_them(stimulus_set, tmp_
     from config.errors import SetupError
     from study.models import Study
 
-    spec = {"slug": "pairs-load", "title": "P", "status": "live", "task": "pairwise", "consent": "ok",
-            "instructions": "ok", "completion_code": "X", "stimulus_sets": [stimulus_set.name],
-            "pairs": {"design": "random", "per_participant": 4}}
+    spec = {
+        "slug": "pairs-load",
+        "title": "P",
+        "status": "live",
+        "task": "pairwise",
+        "consent": "ok",
+        "instructions": "ok",
+        "completion_code": "X",
+        "stimulus_sets": [stimulus_set.name],
+        "pairs": {"design": "random", "per_participant": 4},
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(spec))
     call_command("load_study", str(path))

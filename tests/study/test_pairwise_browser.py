@@ -32,11 +32,25 @@ def test_pairs_answered_by_mouse_and_keys_in_chromium(live_server, stimulus_set,
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    study = make_study(stimulus_set=stimulus_set, dimensions=ONE_DIMENSION, task="pairwise", pair_design="balanced",
-                       pairs_per_participant=5, practice_trials=0, attention_checks=1, pair_allow_tie=True)
+    study = make_study(
+        stimulus_set=stimulus_set,
+        dimensions=ONE_DIMENSION,
+        task="pairwise",
+        pair_design="balanced",
+        pairs_per_participant=5,
+        practice_trials=0,
+        attention_checks=1,
+        pair_allow_tie=True,
+    )
     # What each screen is answered with, in order: a click on the image, then keys.
-    actions = [("click", "#stimulus-left", "left"), ("key", "ArrowRight", "right"), ("key", "1", "left"),
-               ("key", "2", "right"), ("key", "0", "tie"), ("click", "#stimulus-right", "right")]
+    actions = [
+        ("click", "#stimulus-left", "left"),
+        ("key", "ArrowRight", "right"),
+        ("key", "1", "left"),
+        ("key", "2", "right"),
+        ("key", "0", "tie"),
+        ("click", "#stimulus-right", "right"),
+    ]
     expected = []
     with sync_playwright() as playwright:
         browser = _launch(playwright)

@@ -22,8 +22,14 @@ def _needs_postgres() -> None:
 
 
 def _adaptive_study(**fields):
-    defaults = {"task": "pairwise", "pair_design": "adaptive", "pairs_per_participant": 6, "practice_trials": 0,
-                "attention_checks": 0, "dimensions": ONE_DIMENSION}
+    defaults = {
+        "task": "pairwise",
+        "pair_design": "adaptive",
+        "pairs_per_participant": 6,
+        "practice_trials": 0,
+        "attention_checks": 0,
+        "dimensions": ONE_DIMENSION,
+    }
     defaults.update(fields)
     return make_study(**defaults)
 
@@ -61,8 +67,9 @@ def test_concurrent_participants_update_the_adaptive_posterior_without_losing_an
         post_step(clients[i], urls[i], "instructions")
 
     def answer_all(i: int) -> int:
-        participant = Participant.objects.get(study=study, pseudonym__isnull=False, public_id=urls[i].rstrip("/")
-                                              .rsplit("/", 1)[-1])
+        participant = Participant.objects.get(
+            study=study, pseudonym__isnull=False, public_id=urls[i].rstrip("/").rsplit("/", 1)[-1]
+        )
         trials = list(Trial.objects.filter(participant=participant).order_by("index"))
         for t in trials:
             side = "left" if (t.stimulus_id + t.index) % 3 else "right"

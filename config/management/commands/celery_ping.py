@@ -27,7 +27,8 @@ class Command(BaseCommand):
         except OperationalError as exc:
             raise SetupError(broker_unreachable_message(exc)) from None
         except CeleryTimeoutError:
-            raise CommandError(f"no worker answered within {timeout:g} s; start one with: "
-                               "celery -A config worker") from None
+            raise CommandError(
+                f"no worker answered within {timeout:g} s; start one with: celery -A config worker"
+            ) from None
         mode = "eager (no broker)" if settings.CELERY_BROKER_URL is None else settings.CELERY_BROKER_URL
         self.stdout.write(f"pong from pid {answer['pid']} on {answer['host']} via {mode}")

@@ -58,6 +58,8 @@ class Command(BaseCommand):
                 call_command("study_links", "example", "--base-url", base_url)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Admin:    {base_url}/admin/"))
-        self.stdout.write(f"          user {username!r}, password {password!r}"
-                          f"{' (new)' if created else ''}; kept in {Path(settings.VAR_DIR) / 'admin-password'}")
+        self.stdout.write(
+            f"          user {username!r}, password {password!r}"
+            f"{' (new)' if created else ''}; kept in {Path(settings.VAR_DIR) / 'admin-password'}"
+        )
         self.stdout.write(f"Health:   {base_url}/healthz")

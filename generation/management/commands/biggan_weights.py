@@ -29,8 +29,10 @@ class Command(BaseCommand):
         if action == "make-random":
             folder = options["folder"]
             sha = make_random(folder, preset=options["preset"], seed=options["seed"])
-            self.stdout.write(f"wrote {folder} (preset {options['preset']}, seed {options['seed']}, "
-                              f"sha256 {sha[:12]}…): untrained random weights — for tests and demos only")
+            self.stdout.write(
+                f"wrote {folder} (preset {options['preset']}, seed {options['seed']}, "
+                f"sha256 {sha[:12]}…): untrained random weights — for tests and demos only"
+            )
             return
         weights_dir = Path(settings.WEIGHTS_DIR)
         bar = tqdm(unit="B", unit_scale=True, desc=options["name"], disable=None)

@@ -34,10 +34,16 @@ class Command(BaseCommand):
         spec = parse_spec({**spec.raw, "model": str(folder)})
         existing = StimulusSet.objects.filter(name=spec.name).first()
         if existing and existing.weights_sha256 and existing.weights_sha256 != model_info(folder).sha256:
-            self.stdout.write(f"set {spec.name} exists from other weights ({existing.model_id}); delete it in the "
-                              "admin to re-render it with " + folder.name)
+            self.stdout.write(
+                f"set {spec.name} exists from other weights ({existing.model_id}); delete it in the "
+                "admin to re-render it with " + folder.name
+            )
             return
         stimulus_set = render_spec(spec, out=None, stdout=self.stdout)
         if stimulus_set.untrained:
-            self.stdout.write(self.style.WARNING(f"set {stimulus_set.name}: {UNTRAINED_LABEL} "
-                                                 "(download real weights: biggan_weights download biggan-deep-128)"))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"set {stimulus_set.name}: {UNTRAINED_LABEL} "
+                    "(download real weights: biggan_weights download biggan-deep-128)"
+                )
+            )

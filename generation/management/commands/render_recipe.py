@@ -23,8 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("source", help="a stimulus public id, or a JSON file holding one recipe")
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--model", help="model name or folder (default: where the stimulus was rendered from)")
-        parser.add_argument("--backbone", help="style transfer/DeepDream: backbone name or folder (default: the "
-                            "recipe's backbone in WEIGHTS_DIR, or where the stimulus was rendered from)")
+        parser.add_argument(
+            "--backbone",
+            help="style transfer/DeepDream: backbone name or folder (default: the "
+            "recipe's backbone in WEIGHTS_DIR, or where the stimulus was rendered from)",
+        )
 
     def handle(self, *args, source: str, out: Path, model: str | None, **options) -> None:
         if _optimisation_source(source):
@@ -43,14 +46,23 @@ class Command(BaseCommand):
         folder = resolve_model_folder(model or origin or recipe.model["id"])
         info = model_info(folder, model_id=recipe.model["id"])
         if info.sha256 != recipe.model["sha256"]:
-            raise CommandError(f"{folder} holds other weights than the recipe's (sha256 {info.sha256[:12]}… ≠ "
-                               f"{recipe.model['sha256'][:12]}…)")
+            raise CommandError(
+                f"{folder} holds other weights than the recipe's (sha256 {info.sha256[:12]}… ≠ "
+                f"{recipe.model['sha256'][:12]}…)"
+            )
         configure_torch(int(settings.TORCH_NUM_THREADS))
         adapter = load_generator(info, device=pick_device(device_preference()), precision=recipe.precision)
         render(adapter, [recipe], destination=lambda r: out, on_batch=lambda batch: None)
         sha = hashlib.sha256(out.read_bytes()).hexdigest()
-        verdict = "" if expected is None else (" — identical to the recorded image" if sha == expected
-                                               else " — DIFFERS from the recorded image (other device/threads/torch?)")
+        verdict = (
+            ""
+            if expected is None
+            else (
+                " — identical to the recorded image"
+                if sha == expected
+                else " — DIFFERS from the recorded image (other device/threads/torch?)"
+            )
+        )
         self.stdout.write(f"wrote {out} sha256 {sha}{verdict}")
 
 
@@ -81,8 +93,20 @@ def render_optimisation(source: str, *, out: Path, model: str | None, backbone: 
         origin = stimulus.provenance.get("backbone_folder")
     info = resolve_backbone(backbone or origin or recipe.backbone["id"], weights_dir=Path(settings.WEIGHTS_DIR))
     folder = resolve_model_folder(model) if model else None
-    image = render_optimisation_recipe(recipe, out=out, backbone_folder=info.folder,
-                                       inputs_dir=Path(settings.MEDIA_ROOT) / INPUTS_DIR, model_folder=folder)
-    verdict = "" if expected is None else (" — identical to the recorded image" if image.sha256 == expected
-                                           else " — DIFFERS from the recorded image (other device/threads/torch?)")
+    image = render_optimisation_recipe(
+        recipe,
+        out=out,
+        backbone_folder=info.folder,
+        inputs_dir=Path(settings.MEDIA_ROOT) / INPUTS_DIR,
+        model_folder=folder,
+    )
+    verdict = (
+        ""
+        if expected is None
+        else (
+            " — identical to the recorded image"
+            if image.sha256 == expected
+            else " — DIFFERS from the recorded image (other device/threads/torch?)"
+        )
+    )
     return f"wrote {out} sha256 {image.sha256}{verdict}"

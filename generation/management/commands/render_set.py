@@ -37,8 +37,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"set {stimulus_set.name}: {UNTRAINED_LABEL}"))
 
 
-def render_spec(spec: StimulusSpec, *, out: Path | None, wait: bool = True, job_size: int = 64,
-                stdout=None) -> StimulusSet:
+def render_spec(
+    spec: StimulusSpec, *, out: Path | None, wait: bool = True, job_size: int = 64, stdout=None
+) -> StimulusSet:
     from config.celery import require_broker
 
     def say(text: str) -> None:
@@ -51,13 +52,16 @@ def render_spec(spec: StimulusSpec, *, out: Path | None, wait: bool = True, job_
         require_broker()
     stimulus_set, todo = stimulus_set_prepare(spec=spec, plan=plan)
     total = len(plan.items)
-    say(f"set {stimulus_set.name}: {total} stimuli, {total - len(todo)} already rendered, {len(todo)} to render "
-        f"({'in this process' if in_process else 'on Celery workers'})")
+    say(
+        f"set {stimulus_set.name}: {total} stimuli, {total - len(todo)} already rendered, {len(todo)} to render "
+        f"({'in this process' if in_process else 'on Celery workers'})"
+    )
     if todo:
         if in_process:
             render_jobs_abandon_stale(stimulus_set=stimulus_set)
-        jobs = render_jobs_create(stimulus_set=stimulus_set, items=todo, model_folder=plan.info.folder,
-                                  job_size=job_size)
+        jobs = render_jobs_create(
+            stimulus_set=stimulus_set, items=todo, model_folder=plan.info.folder, job_size=job_size
+        )
         bar = tqdm(total=len(todo), unit="img", desc=stimulus_set.name, disable=None)
         try:
             for job in jobs:
@@ -72,8 +76,10 @@ def render_spec(spec: StimulusSpec, *, out: Path | None, wait: bool = True, job_
         failed = RenderJob.objects.filter(pk__in=[j.pk for j in jobs], status=RenderJob.Status.FAILED)
         if failed:
             first = failed[0].error.strip().splitlines()[-1] if failed[0].error.strip() else "unknown error"
-            raise CommandError(f"{failed.count()} of {len(jobs)} render jobs failed (first: {first}); "
-                               "retry them in the admin or run render_set again")
+            raise CommandError(
+                f"{failed.count()} of {len(jobs)} render jobs failed (first: {first}); "
+                "retry them in the admin or run render_set again"
+            )
     if out is not None:
         manifest = stimulus_set_export(stimulus_set=stimulus_set, out_dir=out)
         say(f"wrote {manifest}")

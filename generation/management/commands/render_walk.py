@@ -43,8 +43,11 @@ class Command(BaseCommand):
         parser.add_argument("--truncation", type=float, default=0.4, help="BigGAN only")
         parser.add_argument("--fps", type=float, default=12.0)
         parser.add_argument("--batch-size", type=int, default=8)
-        parser.add_argument("--perturbation", help='walk through a perturbed network, e.g. \'{"kind": '
-                            '"multiplicative", "epsilon": 0.5, "spectral_norm": "renormalise"}\' (draw 0)')
+        parser.add_argument(
+            "--perturbation",
+            help='walk through a perturbed network, e.g. \'{"kind": '
+            '"multiplicative", "epsilon": 0.5, "spectral_norm": "renormalise"}\' (draw 0)',
+        )
 
     def handle(self, *args, **o) -> None:
         folder = resolve_model_folder(o["model"])
@@ -72,11 +75,17 @@ class Command(BaseCommand):
                     adapter.embedding_names()
             except ValueError as exc:
                 raise SpecError("--perturbation", str(exc)) from None
-        start = Recipe(model={"id": info.model_id, "sha256": info.sha256, "architecture": info.architecture},
-                       seed=o["from_seed"], class_index=start_class,
-                       truncation=o["truncation"] if adapter.conditional else None, size=adapter.native_size,
-                       batch_size=o["batch_size"], perturbation=perturbation)
-        recipes = walk_recipes(start, to_seed=o["to_seed"], to_class=_class(o["to_class"]), frames=o["frames"],
-                               method=o["method"])
+        start = Recipe(
+            model={"id": info.model_id, "sha256": info.sha256, "architecture": info.architecture},
+            seed=o["from_seed"],
+            class_index=start_class,
+            truncation=o["truncation"] if adapter.conditional else None,
+            size=adapter.native_size,
+            batch_size=o["batch_size"],
+            perturbation=perturbation,
+        )
+        recipes = walk_recipes(
+            start, to_seed=o["to_seed"], to_class=_class(o["to_class"]), frames=o["frames"], method=o["method"]
+        )
         frames = render_walk(adapter, recipes, o["out"], fps=o["fps"])
         self.stdout.write(f"wrote {len(frames)} frames, walk.webp and walk.gif to {o['out']}")

@@ -25,6 +25,11 @@ class Command(BaseCommand):
             raise SetupError(f"no study {slug!r}")
         out = out or Path(f"{slug}-ratings.csv")
         rows = services.ratings_export(study=study, path=out, include_pilot=include_pilot)
-        operations.audit_record(action=AuditEntry.Action.EXPORT, study=study, actor_label=operations.COMMAND_LINE,
-                                rows=rows, detail={"file": out.name, "include_pilot": include_pilot})
+        operations.audit_record(
+            action=AuditEntry.Action.EXPORT,
+            study=study,
+            actor_label=operations.COMMAND_LINE,
+            rows=rows,
+            detail={"file": out.name, "include_pilot": include_pilot},
+        )
         self.stdout.write(f"wrote {rows} ratings to {out}")

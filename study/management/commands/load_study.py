@@ -16,8 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--publish", action="store_true", help="Set the study live (refused if not ready).")
-        parser.add_argument("--force", action="store_true",
-                            help="Allow design changes although participants have started.")
+        parser.add_argument(
+            "--force", action="store_true", help="Allow design changes although participants have started."
+        )
 
     def handle(self, *args, path: Path, publish: bool, force: bool, **options) -> None:
         spec = study_spec_read(path)
@@ -25,9 +26,11 @@ class Command(BaseCommand):
             spec.status = "live"
         study, created = services.study_load(spec=spec, force=force)
         n_stimuli = selectors.study_stimuli(study=study).count()
-        self.stdout.write(f"{'created' if created else 'updated'} study {study.slug!r} ({study.status}): "
-                          f"{study.dimensions.count()} dimensions, {n_stimuli} stimuli, "
-                          f"{study.trials_per_participant} trials per participant")
+        self.stdout.write(
+            f"{'created' if created else 'updated'} study {study.slug!r} ({study.status}): "
+            f"{study.dimensions.count()} dimensions, {n_stimuli} stimuli, "
+            f"{study.trials_per_participant} trials per participant"
+        )
         problems = selectors.study_readiness_problems(study=study)
         if problems:
             self.stdout.write(f"not ready to publish: {'; '.join(problems)}")

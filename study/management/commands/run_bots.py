@@ -28,14 +28,25 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=1, help="Parallel bots (with --base-url).")
         parser.add_argument("--model", type=Path, help="YAML answer model (default: the study file's bots: section)")
 
-    def handle(self, *args, slug: str, participants: int, seed: int, base_url: str, concurrency: int,
-               model: Path | None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        slug: str,
+        participants: int,
+        seed: int,
+        base_url: str,
+        concurrency: int,
+        model: Path | None,
+        **options,
+    ) -> None:
         study = Study.objects.filter(slug=slug).first()
         if study is None:
             raise SetupError(f"no study {slug!r}; load it first: python manage.py load_study STUDY.yaml")
         if study.status not in {Study.Status.LIVE, Study.Status.PILOT}:
-            raise SetupError(f"study {slug!r} is {study.status}; bots need it live or pilot "
-                             "(python manage.py load_study FILE --publish, or the admin's publish action)")
+            raise SetupError(
+                f"study {slug!r} is {study.status}; bots need it live or pilot "
+                "(python manage.py load_study FILE --publish, or the admin's publish action)"
+            )
         settings = yaml.safe_load(model.read_text()) if model else (study.source or {}).get("bots")
         try:
             answer_model = AnswerModel.from_mapping(settings)
@@ -46,8 +57,9 @@ class Command(BaseCommand):
         def one(i: int):
             transport = HttpTransport(base_url) if base_url else DjangoClientTransport()
             rng = random.Random(f"{seed}:{i}")
-            return run_bot(transport=transport, slug=slug, pid=f"bot-s{seed}-{i:05d}", model=answer_model,
-                           truth=truth, rng=rng)
+            return run_bot(
+                transport=transport, slug=slug, pid=f"bot-s{seed}-{i:05d}", model=answer_model, truth=truth, rng=rng
+            )
 
         results = Counter()
         latencies: list[float] = []
@@ -81,10 +93,14 @@ class Command(BaseCommand):
                     collect(lambda i=i: one(i))
                     bar.update(1)
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(results.items()))
-        self.stdout.write(f"{participants} bots on {slug!r}: {summary}; {ratings} ratings; "
-                          f"{failed_checks} attention checks failed; {reloads} pages reloaded after a failure")
+        self.stdout.write(
+            f"{participants} bots on {slug!r}: {summary}; {ratings} ratings; "
+            f"{failed_checks} attention checks failed; {reloads} pages reloaded after a failure"
+        )
         if latencies:
-            self.stdout.write(f"rating submission latency: median {statistics.median(latencies):.1f} ms, "
-                              f"max {max(latencies):.1f} ms over {len(latencies)} trials")
+            self.stdout.write(
+                f"rating submission latency: median {statistics.median(latencies):.1f} ms, "
+                f"max {max(latencies):.1f} ms over {len(latencies)} trials"
+            )
         if errors:
             raise SetupError(f"{len(errors)} bot(s) failed, first: {errors[0]}")
