@@ -7,7 +7,6 @@ A backbone folder looks like a BigGAN folder: `config.json` (with `architecture`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import SetupError
+from generation.atomic_files import file_sha256
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -158,14 +158,6 @@ DREAM_DEFAULT_LAYER = {"googlenet": "inception4c", "vgg19": "relu4_2", "nin": "r
 
 class BackboneError(SetupError):
     """A backbone folder is missing, incomplete or does not match its config; the message says what to do."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from config.errors import SetupError
-from generation.atomic_files import atomic_write_bytes
+from generation.atomic_files import atomic_write_bytes, file_sha256
 from generation.generators import (
     ARCHITECTURES,
     BIGGAN_PRETRAINED,
@@ -87,14 +87,6 @@ DOWNLOAD_BASE = "https://s3.amazonaws.com/models.huggingface.co/biggan"
 
 class WeightsError(SetupError):
     """A model folder is missing, incomplete or does not match its config; the message says what to do."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_model_folder(model: str, *, weights_dir: Path | None = None, cwd: Path | None = None) -> Path:

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from analysis.pairwise import COMPARISON_EXPORT_COLUMNS, PAIR_STIMULUS_COLUMNS
 from study.models import Choice, QuestionnaireResponse, Study, Trial
+from study.selectors import participant_export_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,17 +85,7 @@ def comparisons_rows(*, study: Study, include_pilot: bool = False) -> list[dict]
                 "answered_at": _iso(trial.answered_at),
                 "shown_count": trial.shown_count,
                 "posterior_seq": choice.posterior_seq,
-                "participant_status": participant.status,
-                "participant_seed": participant.seed,
-                "consented_at": _iso(participant.consented_at),
-                "completed_at": _iso(participant.completed_at),
-                "duration_s": participant.duration_s,
-                "attention_failures": participant.attention_failures,
-                "age_band": q.age_band if q else None,
-                "gender": q.gender if q else None,
-                "art_training": q.art_training if q else None,
-                "art_expertise": q.art_expertise if q else None,
-                "comment": q.comment if q else None,
+                **participant_export_columns(participant=participant, questionnaire=q),
                 **_stimulus_columns(trial.stimulus, "left", media_root),
                 **_stimulus_columns(trial.stimulus_right, "right", media_root),
             }

@@ -114,6 +114,24 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
+def participant_export_columns(*, participant: Participant, questionnaire) -> dict[str, object]:
+    """A participant's status, timing and questionnaire columns: the same in the ratings and comparisons exports."""
+    q = questionnaire
+    return {
+        "participant_status": participant.status,
+        "participant_seed": participant.seed,
+        "consented_at": _iso(participant.consented_at),
+        "completed_at": _iso(participant.completed_at),
+        "duration_s": participant.duration_s,
+        "attention_failures": participant.attention_failures,
+        "age_band": q.age_band if q else None,
+        "gender": q.gender if q else None,
+        "art_training": q.art_training if q else None,
+        "art_expertise": q.art_expertise if q else None,
+        "comment": q.comment if q else None,
+    }
+
+
 def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
     """One dict per rating, long format, self-describing (jsPsych style): the analysis input."""
     ratings = (
@@ -166,17 +184,7 @@ def ratings_rows(*, study: Study, include_pilot: bool = False) -> list[dict]:
             "shown_at": _iso(trial.shown_at),
             "answered_at": _iso(trial.answered_at),
             "shown_count": trial.shown_count,
-            "participant_status": participant.status,
-            "participant_seed": participant.seed,
-            "consented_at": _iso(participant.consented_at),
-            "completed_at": _iso(participant.completed_at),
-            "duration_s": participant.duration_s,
-            "attention_failures": participant.attention_failures,
-            "age_band": q.age_band if q else None,
-            "gender": q.gender if q else None,
-            "art_training": q.art_training if q else None,
-            "art_expertise": q.art_expertise if q else None,
-            "comment": q.comment if q else None,
+            **participant_export_columns(participant=participant, questionnaire=q),
             **{key: descriptors.get(key) for key in DESCRIPTOR_COLUMNS},
             "image_path": str((media_root / stimulus.image.name).resolve()) if stimulus.image else None,
         }
