@@ -183,6 +183,8 @@ def test_the_example_study_rates_every_kind_and_the_report_runs(tmp_path, tiny_m
     # one multiplicative mode with the baseline; the other policy, the walk and every other kind are left out
     assert "the dose models use artistic-frozen, baseline (" in html
     assert f"{', '.join(others)} are other kinds of manipulation" in html
+    fitted = pd.read_csv(out / "fixed_effects.csv")
+    assert {"main", "dose_linear", "class"} <= set(fitted["model"])
     skipped = pd.read_csv(out / "skipped.csv")["sentence"]
     assert not skipped.str.contains("class model").any(), list(skipped)  # fitted on the images that have a class
     assert "the class model leaves out gatys-nin, gatys-vgg19 (images without an image class)" in html
