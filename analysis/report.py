@@ -449,6 +449,16 @@ def _dose_models(a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm:
 def _class_model(
     a: DimensionAnalysis, data: pd.DataFrame, *, random: str, warm: dict[str, np.ndarray], forced: bool
 ) -> None:
+    # Style transfer and imported images have no ImageNet class. Their rows would leave conditions without any row
+    # in the model frame (a rank-deficient design), so the class model is fitted on the classed rows only.
+    classless = data["class_index"].isna()
+    if classless.any():
+        gone = sorted(set(data.loc[classless, "condition"]) - set(data.loc[~classless, "condition"]))
+        data = data[~classless]
+        if gone and len(data):
+            a.notes.append(
+                f"{a.dimension}: the class model leaves out {', '.join(gone)} (images without an image class)."
+            )
     n_classes = data["class_index"].nunique()
     if n_classes > MAX_DEFAULT_CLASSES and not forced:
         a.skip(

@@ -41,6 +41,8 @@ EPSILON_MEANING: dict[str, str] = {
     "semantic/class-mix": "share of the class vector moved to k random other classes, in [0, 1]",
     "semantic/random-embedding": "interpolation from the class embedding towards a random direction, in [0, 1]",
     "imported": "empty: images made elsewhere",
+    "style-transfer": "empty: Gatys style transfer perturbs no generator (its parameters are in recipe)",
+    "deepdream": "empty: DeepDream perturbs no generator (its parameters are in recipe)",
 }
 # Perturbation kinds whose ε is a dose of one manipulation (the dose-response model uses only these).
 DOSE_KINDS: frozenset[str] = frozenset({"multiplicative"})
@@ -71,7 +73,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "perturbation_kind",
         "string",
-        "none (baseline), multiplicative, semantic, imported, or a later kind; decides what ε means",
+        "none (baseline), multiplicative, semantic, style-transfer, deepdream, imported, or a later kind; decides "
+        "what ε means",
     ),
     Column(
         "perturbation_mode",
@@ -82,7 +85,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "latent",
         "string",
-        "how the latent input was made: seed (a seed's z), walk (a frame of a latent walk) or arithmetic",
+        "how the generator's latent input was made: seed (a seed's z), walk (a frame of a latent walk) or "
+        "arithmetic; empty for images no generator made (style transfer, DeepDream, imported)",
     ),
     Column(
         "epsilon",
@@ -157,6 +161,8 @@ def recipe_columns(
     kind = perturbation.get("kind") or recipe.get("kind") or UNPERTURBED_KIND
     mode = perturbation.get("mode") or (perturbation.get("spectral_norm") if kind == "multiplicative" else None)
     latent = "walk" if recipe.get("walk") else "arithmetic" if recipe.get("arithmetic") else SEED_LATENT
+    if recipe.get("kind"):  # only non-generator recipes (style transfer, DeepDream, imported) name a kind
+        latent = ""
     model = recipe.get("model") or recipe.get("backbone")  # style transfer and DeepDream record a backbone
     if kind == UNPERTURBED_KIND:
         network = condition  # one unperturbed network

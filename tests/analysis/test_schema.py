@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tracemalloc
@@ -16,6 +17,7 @@ from analysis import RatingsError, fit_ratings, load_ratings
 from analysis.reliability import krippendorff_alpha
 from analysis.schema import (
     DESCRIPTOR_COLUMNS,
+    EPSILON_MEANING,
     EXPORT_COLUMNS,
     REQUIRED_COLUMNS,
     SCHEMA_VERSION,
@@ -227,3 +229,20 @@ def test_dose_rows_take_one_multiplicative_perturbation_and_the_plain_baseline()
     assert set(rows["condition"]) == set(used) and len(rows) == 9
     legacy = dose_rows(frame.drop(columns=["perturbation_kind"]))
     assert legacy[0].empty and "no perturbation_kind column" in legacy[3]
+
+
+def test_recipe_columns_for_style_transfer_and_deepdream_name_the_backbone_and_no_latent():
+    backbone = {"id": "vgg19", "sha256": "x", "architecture": "vgg19"}
+    recipe = {"kind": "style-transfer", "backbone": backbone, "params": {"iterations": 50}, "inputs": {}}
+    columns = recipe_columns(condition="gatys", epsilon=None, draw=None, recipe=recipe)
+    assert {k: columns[k] for k in ("perturbation_kind", "perturbation_mode", "latent", "epsilon", "network")} == {
+        "perturbation_kind": "style-transfer",
+        "perturbation_mode": "",
+        "latent": "",  # no generator latent: the walk/arithmetic/seed distinction does not apply
+        "epsilon": None,
+        "network": "gatys",
+    }
+    assert columns["model"] == "vgg19" and json.loads(columns["recipe"])["params"]["iterations"] == 50
+    dream = recipe_columns(condition="dream", epsilon=None, draw=None, recipe={**recipe, "kind": "deepdream"})
+    assert (dream["perturbation_kind"], dream["latent"]) == ("deepdream", "")
+    assert {"style-transfer", "deepdream"} <= set(EPSILON_MEANING)
