@@ -147,6 +147,9 @@ def test_participant_scripts_take_their_messages_from_the_page():
         source = script.read_text(encoding="utf-8")
         literal = re.findall(r"""(?:textContent|innerText|innerHTML)\s*=\s*["'][^"']*[A-Za-z]""", source)
         assert not literal, f"{script.name}: {literal}"
+        for key in re.findall(r"dataset\.(msg\w+)", source):  # each message the script reads is on the page
+            attribute = "data-" + re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), key)
+            assert f"{attribute}=" in templates, f"{script.name} reads {attribute}, which no template sets"
 
 
 # The pages ---------------------------------------------------------------------------------------------------------
