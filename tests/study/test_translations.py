@@ -348,6 +348,8 @@ def assert_no_english(english: dict, german: dict, allowed: set[str]) -> None:
     for name, response in german.items():
         html = response.content.decode()
         assert response.status_code == english[name].status_code, name
+        if name[:3].isdigit():  # the error pages are named by the status they must answer with
+            assert response.status_code == int(name[:3]), (name, response.status_code)
         assert response.status_code < 500 or name == "500", (name, response.status_code)
         assert response["Content-Language"] == "de", name
         assert re.search(r'<html lang="de"', html), name
