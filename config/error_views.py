@@ -12,6 +12,10 @@ import sys
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from study.languages import request_language
 
 logger = logging.getLogger("config.errors")
 
@@ -28,15 +32,18 @@ def is_outage(exc: BaseException | None) -> bool:
 def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     exc = sys.exc_info()[1]
     outage = is_outage(exc)
-    try:
-        body = loader.get_template("500.html").render({"outage": outage})
-    except Exception:
-        logger.exception("the 500 page could not be rendered")
-        body = (
-            "<!doctype html><title>Please reload in a minute</title><h1>Please reload in a minute</h1>"
-            "<p>The answers you have given so far are saved.</p>"
-        )
+    # The participant's study language from memory only: the database may be what failed.
+    language = request_language(request=request, use_database=False)
+    with translation.override(language):
+        try:
+            body = loader.get_template("500.html").render({"outage": outage})
+        except Exception:
+            logger.exception("the 500 page could not be rendered")
+            title = _("Please reload in a minute")
+            saved = _("The answers you have given so far are saved.")
+            body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{saved}</p>"
     response = HttpResponse(body, status=503 if outage else 500, content_type="text/html; charset=utf-8")
+    response["Content-Language"] = language
     if outage:
         response["Retry-After"] = str(RETRY_AFTER_S)
     response["Cache-Control"] = "no-store"

@@ -8,8 +8,12 @@ first language.
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest
+from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from study.models import Study
@@ -48,6 +52,9 @@ def participant_language(*, request: HttpRequest, study: Study) -> str:
 
 _LANGUAGE_CACHE: dict[str, tuple[float, Study | None]] = {}
 LANGUAGE_CACHE_SECONDS = 30.0
+_STUDY_PATH = re.compile(r"^/s/([-a-zA-Z0-9_]+)/")
+# What parsing a malformed query string raises (the request guard refuses such requests with an error page).
+_UNPARSABLE = (BadRequest, SuspiciousOperation, UnicodeError, ValueError)
 
 
 def _study_for_language(slug: str) -> Study | None:
@@ -66,11 +73,33 @@ def _study_for_language(slug: str) -> Study | None:
     return study
 
 
+def request_language(*, request: HttpRequest, use_database: bool = True) -> str:
+    """The language of a page answered outside a participant view (error pages): the study's choice for this
+    participant under /s/<slug>/, else the browser's among the site's languages.
+
+    The request guard answers before LocaleMiddleware runs and Django's error handlers after the view's language
+    was reset, so neither may rely on the active language. `use_database=False` (the 500 page, possibly during a
+    database outage) reads only what the language cache already holds, however old.
+    """
+    chosen = getattr(request, "study_language", None)
+    if chosen:
+        return chosen
+    match = _STUDY_PATH.match(request.path)
+    if match:
+        slug = match.group(1)
+        cached = _LANGUAGE_CACHE.get(slug)
+        study = _study_for_language(slug) if use_database else (cached[1] if cached else None)
+        if study is not None:
+            try:
+                return participant_language(request=request, study=study)
+            except _UNPARSABLE:
+                return study_languages(study=study)[0]
+    return translation.get_language_from_request(request)
+
+
 def in_study_language(view):
     """Render a participant view in the study's language for this participant (see participant_language)."""
     from functools import wraps
-
-    from django.utils import translation
 
     @wraps(view)
     def wrapper(request: HttpRequest, slug: str, *args, **kwargs):
@@ -78,6 +107,7 @@ def in_study_language(view):
         language = settings.LANGUAGE_CODE if study is None else participant_language(request=request, study=study)
         with translation.override(language):
             request.LANGUAGE_CODE = language
+            request.study_language = language  # for error pages rendered after the view (request_language)
             response = view(request, slug, *args, **kwargs)
         response.headers["Content-Language"] = language
         if study is not None and request.GET.get(LANGUAGE_PARAMETER):

@@ -30,6 +30,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
+from django.utils.translation import gettext  # the reasons are shown on the error page
 
 from analysis.pairs import ScalePosterior, draw_pairs, random_pairs
 from study.models import Choice, PairPosterior, Participant, RatingDimension, Study, Trial
@@ -274,7 +275,7 @@ def _side(raw: object, *, allow_tie: bool, name: str) -> str:
     value = str(raw or "")
     if value in (Choice.Side.LEFT, Choice.Side.RIGHT) or (allow_tie and value == Choice.Side.TIE):
         return value
-    raise PairSubmissionError(f"no valid choice for {name}")
+    raise PairSubmissionError(gettext("no valid choice for %(name)s") % {"name": name})
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,7 @@ def pair_answer(
         d.name: d for d in RatingDimension.objects.filter(study_id=participant.study_id, name__in=trial.dimensions)
     }
     if len(dimensions) != len(trial.dimensions):
-        raise PairSubmissionError("a dimension of this trial was removed from the study")
+        raise PairSubmissionError(gettext("a dimension of this trial was removed from the study"))
     sides = {
         name: _side(answers.get(name), allow_tie=study.pair_allow_tie and trial.kind != Trial.Kind.ATTENTION, name=name)
         for name in trial.dimensions

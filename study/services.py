@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext  # the reasons are shown on the error page
 
 from config.errors import SetupError
 from study import fastpath, pairwise, selectors
@@ -270,11 +271,11 @@ def response_record(*, trial: Trial, dimension: RatingDimension, value: float, r
 def _parse_value(raw: object, dimension: RatingDimension) -> float:
     value = finite_number(raw)
     if value is None:
-        raise BadSubmission(f"no valid answer for {dimension.name}")
+        raise BadSubmission(gettext("no valid answer for %(name)s") % {"name": dimension.name})
     if not dimension.minimum <= value <= dimension.maximum:
-        raise BadSubmission(f"answer for {dimension.name} out of range")
+        raise BadSubmission(gettext("answer for %(name)s out of range") % {"name": dimension.name})
     if dimension.kind == RatingDimension.Kind.LIKERT and value != int(value):
-        raise BadSubmission(f"answer for {dimension.name} must be a whole scale point")
+        raise BadSubmission(gettext("answer for %(name)s must be a whole scale point") % {"name": dimension.name})
     return value
 
 
@@ -293,21 +294,21 @@ def trial_answer(
     """
     index = whole_number(index)
     if index is None:
-        raise BadSubmission("trial index is not a number")
+        raise BadSubmission(gettext("trial index is not a number"))
     if participant.step != Participant.Step.TRIALS:
         if participant.step in {Participant.Step.QUESTIONNAIRE, Participant.Step.DONE} and index >= 0:
             return AnswerOutcome(recorded=False)
-        raise BadSubmission("not at the trials step")
+        raise BadSubmission(gettext("not at the trials step"))
     if index < participant.position:
         return AnswerOutcome(recorded=False)
     if index > participant.position:
-        raise BadSubmission("not the current trial")
+        raise BadSubmission(gettext("not the current trial"))
     # The page view has already read the current trial together with the participant (one query).
     trial = getattr(participant, "current_trial", None)
     if trial is None or trial.index != index:
         trial = Trial.objects.filter(participant=participant, index=index).first()
     if trial is None:
-        raise BadSubmission("no such trial")
+        raise BadSubmission(gettext("no such trial"))
     if trial.stimulus_right_id is not None:  # a pairwise trial: choices, not ratings (study/pairwise.py)
         return _pair_answer(
             participant=participant, trial=trial, answers=answers, rt_ms=rt_ms, rt_by_dimension=rt_by_dimension or {}
@@ -315,7 +316,7 @@ def trial_answer(
     known = selectors.study_dimensions(study=participant.study)
     dimensions = {name: known[name] for name in trial.dimensions if name in known}
     if len(dimensions) != len(trial.dimensions):
-        raise BadSubmission("a rating dimension of this trial was removed from the study")
+        raise BadSubmission(gettext("a rating dimension of this trial was removed from the study"))
     values = {name: _parse_value(answers.get(name), dimensions[name]) for name in trial.dimensions}
     rts = rt_by_dimension or {}
     trial_rt = parse_rt(rt_ms)

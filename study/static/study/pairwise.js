@@ -25,7 +25,7 @@
     img.addEventListener("error", function () {
       // Never record a choice between images the participant did not see.
       failed = true;
-      message.textContent = "An image could not be loaded. Please reload the page.";
+      message.textContent = form.dataset.msgImageFailed;
       button.disabled = true;
     });
   });
@@ -37,7 +37,7 @@
   function elapsed() { return shownAt === null ? "" : String(Math.round(performance.now() - shownAt)); }
   function choose(side) {
     if (submitting || failed) { return; }
-    if (shownAt === null) { message.textContent = "Please wait until both images are shown."; return; }
+    if (shownAt === null) { message.textContent = form.dataset.msgWait; return; }
     var radio = form.querySelector('input[name="' + name + '"][value="' + side + '"]');
     if (!radio) { return; }
     radio.checked = true;
@@ -61,7 +61,7 @@
     var picked = form.querySelector('input[name="' + name + '"]:checked');
     if (submitting || !picked) {
       event.preventDefault();
-      if (!picked) { message.textContent = "Please choose one of the images."; }
+      if (!picked) { message.textContent = form.dataset.msgUnanswered; }
       return;
     }
     event.preventDefault();
