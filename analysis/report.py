@@ -262,8 +262,11 @@ def dose_rows(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str], s
     columns = [c for c in ("perturbation_kind", "perturbation_mode", "latent", "epsilon") if c in data.columns]
     by_condition = data.groupby("condition")[columns].first()
     kind = by_condition["perturbation_kind"].astype(str)
-    mode = by_condition.get("perturbation_mode", pd.Series("", index=by_condition.index)).fillna("").astype(str)
-    latent = by_condition.get("latent", pd.Series(SEED_LATENT, index=by_condition.index)).fillna(SEED_LATENT)
+    # An all-missing column reads as float64: make it text before filling the gaps with text.
+    mode = by_condition.get("perturbation_mode", pd.Series("", index=by_condition.index)).astype(object).fillna("")
+    mode = mode.astype(str)
+    latent = by_condition.get("latent", pd.Series(SEED_LATENT, index=by_condition.index)).astype(object)
+    latent = latent.fillna(SEED_LATENT)
     plain = latent.astype(str) == SEED_LATENT
     doses = plain & kind.isin(DOSE_KINDS)
     if not doses.any():
