@@ -23,7 +23,7 @@ from study.error_pages import error_page
 from study.forms import QuestionnaireForm
 from study.languages import in_study_language
 from study.models import Participant, RatingDimension, Study, Trial
-from study.trial_page import render_trial_page
+from study.page_skeletons import STEP_TEMPLATES, render_step_page, render_trial_page
 
 RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 UNAVAILABLE_MESSAGES = {
@@ -245,25 +245,21 @@ def _render_step(
         "counts": participant_counts(participant=participant),
     }
     step = participant.step
-    if step == Participant.Step.CONSENT:
-        return render(request, "study/consent.html", context, status=status)
-    if step == Participant.Step.DECLINED:
-        return render(request, "study/declined.html", context, status=status)
+    if step == Participant.Step.TRIALS:
+        return _render_trial(request, participant, context)
     if step == Participant.Step.INSTRUCTIONS:
         context["dimensions"] = list(selectors.study_dimensions(study=study).values())
         if participant.group:
             context["dimensions"] = [d for d in context["dimensions"] if d.name == participant.group]
-        return render(request, "study/instructions.html", context, status=status)
-    if step == Participant.Step.TRIALS:
-        return _render_trial(request, participant, context)
-    if step == Participant.Step.QUESTIONNAIRE:
+    elif step == Participant.Step.QUESTIONNAIRE:
         context["form"] = form or QuestionnaireForm()
-        return render(request, "study/questionnaire.html", context, status=status)
-    if step == Participant.Step.SCREENED_OUT:
+    elif step == Participant.Step.SCREENED_OUT:
         context["screen_out_url"] = study.screen_out_url
-        return render(request, "study/screened_out.html", context, status=status)
-    context["completion_url"] = study.completion_url
-    return render(request, "study/done.html", context, status=status)
+    elif step == Participant.Step.DONE:
+        context["completion_url"] = study.completion_url
+    if form is not None or status != 200:  # a form with its errors: this participant's own page
+        return render(request, STEP_TEMPLATES[step], context, status=status)
+    return render_step_page(request, context)
 
 
 def _render_trial(request: HttpRequest, participant: Participant, context: dict) -> HttpResponse:

@@ -1,10 +1,11 @@
-"""The trial page from a pre-rendered skeleton: the template runs once per page variant, not once per request.
+"""Participant pages from pre-rendered skeletons: a template runs once per page variant, not once per request.
 
-Rendering trial.html was half of a trial GET's server CPU. Everything on the page is either fixed for a
+Rendering trial.html was half of a trial GET's server CPU, and the questionnaire's form widgets cost more than
+every trial page together. Everything on the page is either fixed for a
 study version, a language and a handful of flags (practice or not, an attention check and its value, the
 notices, pilot), or one of a few per-request values (numbers, URLs, the trial index, the CSRF token). The
 template is rendered once per variant with unique markers in place of those values, and each request fills the
-markers in, escaped exactly as the template would escape them. tests/study/test_trial_page_cache.py proves the
+markers in, escaped exactly as the template would escape them. tests/study/test_page_skeletons.py proves the
 result equals a plain render of the template, byte for byte.
 """
 
@@ -94,3 +95,44 @@ def render_trial_page(request: HttpRequest, context: dict) -> HttpResponse:
     for name, value in values.items():
         html = html.replace(_MARK.format(name), escape(str(value)))
     return HttpResponse(html)
+
+
+# The other steps' pages depend only on the study version, the language and these few things of the participant.
+STEP_TEMPLATES = {
+    "consent": "study/consent.html",
+    "declined": "study/declined.html",
+    "instructions": "study/instructions.html",
+    "questionnaire": "study/questionnaire.html",
+    "screened_out": "study/screened_out.html",
+    "done": "study/done.html",
+}
+
+
+def render_step_page(request: HttpRequest, context: dict) -> HttpResponse:
+    """Render a non-trial step (an unbound form only) from a skeleton keyed on all it depends on.
+
+    The key holds everything of the participant a page shows (pilot flag, group, trial counts, the kept-answer
+    note); the action URL and the CSRF token are the only per-request values.
+    """
+    study, participant, counts = context["study"], context["participant"], context["counts"]
+    template = STEP_TEMPLATES[context["step"]]
+    key = (
+        template,
+        study.pk,
+        study.updated_at,
+        get_language(),
+        participant.is_pilot,
+        participant.group,
+        counts.practice,
+        counts.main,
+        bool(context.get("answer_kept")),
+    )
+    skeleton = _SKELETONS.get(key)
+    if skeleton is None:
+        marked = {**context, "action": _MARK.format("action"), "csrf_token": _MARK.format("csrf")}
+        skeleton = render_to_string(template, marked)
+        if len(_SKELETONS) >= _LIMIT:
+            _SKELETONS.clear()
+        _SKELETONS[key] = skeleton
+    html = skeleton.replace(_MARK.format("action"), escape(context["action"]))
+    return HttpResponse(html.replace(_MARK.format("csrf"), escape(get_token(request))))
