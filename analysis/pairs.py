@@ -12,11 +12,11 @@ the same update). We tried ASAP's expected information gain about the outcome fi
 comparing near-tied neighbours and, in `bench/pairwise.py`, lost to random pairs on the RMSE of the
 whole scale when scores are close together; the variance criterion wins at every spread we tried.
 Two corrections, both measured in `bench/pairwise.py`: a balanced burn-in (`ADAPTIVE_BURN_IN` comparisons per
-stimulus) before the first adaptive pick, and selection on means shrunk toward the centre (`ADAPTIVE_SHRINK`)
-against the stretch that greedy adaptive sampling otherwise leaves in the fitted scale.
+stimulus) before the first adaptive pick, and selection on one draw from the posterior (Thompson-style) rather
+than on its mean, against the stretch that greedy adaptive sampling otherwise leaves in the fitted scale.
 An update costs O(n^2) for n stimuli (well under a millisecond for a few hundred), so it can run on
 every answer inside the request that stores it; choosing a participant's pairs costs one nxn
-matrix product.
+matrix product and one Cholesky factorisation (for the posterior draw).
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ DESIGNS = ("random", "balanced", "adaptive")
 # from a near-flat posterior the greedy choice is poor, and in bench/pairwise.py the early budgets lost to
 # random pairs by up to 2x RMSE without it.
 ADAPTIVE_BURN_IN = 10
-# Pair selection sees the posterior means pulled toward the centre by this factor. Without it the design has an
-# adaptive-sampling bias: a stimulus whose estimate drifts outward looks predictable against everyone, stops
-# being compared, and keeps its error (fitted scales came out stretched by 20-50 % at a true SD of 1 JOD).
-ADAPTIVE_SHRINK = 0.7
+# Pair selection scores pairs at one draw of the scale from the posterior, not at its mean. Selection on the mean
+# has an adaptive-sampling bias: a stimulus whose estimate drifts outward looks predictable against everyone,
+# stops being compared, and keeps its error (fitted scales came out stretched by 20-50 % at a true SD of 1 JOD).
+# A draw moves such a stimulus back into play in proportion to how unsure the posterior is about it; this
+# replaced a fixed shrink of the means toward the centre (0.7), with a lower RMSE in bench/pairwise.py.
+ADAPTIVE_SAMPLE = True
 
 
 class PairDesignError(ValueError):
@@ -194,13 +196,25 @@ def _expected_shrink(mu, cov, gram, a, b) -> tuple[np.ndarray, np.ndarray]:
     return spread * factor, factor
 
 
+def _posterior_noise(cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A draw from N(0, cov): one Cholesky factorisation, a few ms at a few hundred stimuli."""
+    n = len(cov)
+    # ADF keeps cov symmetric positive definite in exact arithmetic; the jitter covers rounding.
+    z = rng.standard_normal(n)
+    try:
+        return np.linalg.cholesky(cov + np.eye(n) * (1e-9 * max(1.0, float(np.trace(cov)) / n))) @ z
+    except np.linalg.LinAlgError:  # a stored covariance that lost definiteness: draw from its PSD part
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        return vectors @ (np.sqrt(np.clip(values, 0.0, None)) * z)
+
+
 @dataclass
 class AdaptiveSelector:
     """Draws a participant's next pairs by expected variance reduction from the shared posterior."""
 
     posterior: ScalePosterior
     max_candidates: int = 4000
-    shrink: float = ADAPTIVE_SHRINK
+    sample: bool = ADAPTIVE_SAMPLE
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def next_pairs(self, *, n_pairs: int, exclude: set[tuple[int, int]] | None = None) -> np.ndarray:
@@ -217,7 +231,9 @@ class AdaptiveSelector:
         else:
             a, b = random_pairs(n_items=n, n_pairs=self.max_candidates, rng=self.rng).T
             a, b = np.minimum(a, b), np.maximum(a, b)
-        mu, cov = self.posterior.mu * self.shrink, self.posterior.cov.copy()
+        mu, cov = self.posterior.mu, self.posterior.cov.copy()
+        if self.sample:
+            mu = mu + _posterior_noise(cov, self.rng)
         gram = cov @ cov
         # Random tie-break: under the prior every pair has the same gain.
         jitter = self.rng.random(len(a)) * 1e-12

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
+import analysis.pairs as pairs_module
 from analysis.pairs import (
+    AdaptiveSelector,
     PairDesignError,
     ScalePosterior,
     balanced_pairs,
@@ -211,6 +213,27 @@ def test_adaptive_update_is_cheap_and_moves_the_posterior_toward_the_winner():
     assert per_update_ms < 50
     pairs = draw_pairs(design="adaptive", n_items=600, n_pairs=20, rng=np.random.default_rng(0), posterior=post)
     assert len({tuple(sorted(p)) for p in pairs.tolist()}) == 20
+
+
+def test_adaptive_selection_scores_pairs_at_a_posterior_draw_not_the_mean():
+    # A posterior after some answers (lower ids tend to win), uncertain to different degrees per item.
+    rng = np.random.default_rng(1)
+    post = ScalePosterior.prior(n_items=12)
+    for _ in range(60):
+        a, b = rng.choice(12, 2, replace=False)
+        post.update(winner=int(min(a, b)), loser=int(max(a, b)))
+    noise = np.array([pairs_module._posterior_noise(post.cov, rng) for _ in range(4000)])
+    # The draws have the posterior's covariance (so an uncertain item moves more than a settled one).
+    assert np.allclose(np.cov(noise.T), post.cov, atol=0.1 * post.cov.diagonal().max())
+    greedy = [
+        AdaptiveSelector(posterior=post, sample=False, rng=np.random.default_rng(s)).next_pairs(n_pairs=6)
+        for s in range(2)
+    ]
+    drawn = [AdaptiveSelector(posterior=post, rng=np.random.default_rng(s)).next_pairs(n_pairs=6) for s in range(8)]
+    as_sets = [{tuple(sorted(p)) for p in pairs.tolist()} for pairs in greedy + drawn]
+    # On the mean, the pick is the same for every participant; on a draw it varies between them.
+    assert as_sets[0] == as_sets[1]
+    assert len({frozenset(x) for x in as_sets[2:]}) > 1
 
 
 def test_adaptive_design_needs_fewer_comparisons_than_random():
