@@ -42,7 +42,7 @@ def generator_image(recipe_data: dict[str, Any], *, model_folder: Path, device: 
 
 
 def render_optimisation_job(job: RenderJob, on_progress: Callable[[int], None] | None) -> None:
-    from generation.services import STIMULI_DIR, device_preference, stimulus_token
+    from generation.services import STIMULI_DIR, device_preference, job_resume, stimulus_token
 
     stimulus_set = job.stimulus_set
     items = job.payload["items"]
@@ -55,13 +55,7 @@ def render_optimisation_job(job: RenderJob, on_progress: Callable[[int], None] |
         folders[recipe.recipe_id] = Path(item["backbone_folder"])
         recipes.append(recipe)
     media = Path(settings.MEDIA_ROOT)
-    existing = dict(stimulus_set.stimuli.filter(recipe_id__in=conditions).values_list("recipe_id", "image"))
-    finished = {rid for rid, image in existing.items() if image and (media / image).is_file()}
-    todo = [r for r in recipes if r.recipe_id not in finished]
-    if finished:
-        RenderJob.objects.filter(pk=job.pk).update(done=F("done") + len(finished))
-        if on_progress:
-            on_progress(len(finished))
+    _existing, todo = job_resume(job=job, recipes=recipes, on_progress=on_progress)
     if not todo:
         return
     threads = int(getattr(settings, "TORCH_NUM_THREADS", 1))

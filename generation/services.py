@@ -188,6 +188,23 @@ def _check_against_model(spec: StimulusSpec, adapter: GeneratorAdapter) -> None:
         logger.warning("bfloat16 on CPU is slow; it is meant for GPUs")
 
 
+def job_resume(*, job: RenderJob, recipes: list, on_progress: Callable[[int], None] | None) -> tuple[dict, list]:
+    """Stimulus rows the job already has (recipe id -> image), and the recipes still to render.
+
+    A retried job resumes: recipes whose image file exists count as done at once; a row whose file is missing is
+    rendered again (and updated, not duplicated, by the caller).
+    """
+    media = Path(settings.MEDIA_ROOT)
+    ids = [r.recipe_id for r in recipes]
+    existing = dict(job.stimulus_set.stimuli.filter(recipe_id__in=ids).values_list("recipe_id", "image"))
+    finished = {rid for rid, image in existing.items() if image and (media / image).is_file()}
+    if finished:
+        RenderJob.objects.filter(pk=job.pk).update(done=F("done") + len(finished))
+        if on_progress:
+            on_progress(len(finished))
+    return existing, [r for r in recipes if r.recipe_id not in finished]
+
+
 def device_preference() -> str:
     return getattr(settings, "GENERATION_DEVICE", None) or os.environ.get("GENERATION_DEVICE", "auto")
 
@@ -349,16 +366,7 @@ def _render_job_items(job: RenderJob, on_progress: Callable[[int], None] | None)
         conditions[recipe.recipe_id] = item["condition"]
         recipes.append(recipe)
     media = Path(settings.MEDIA_ROOT)
-    existing = {
-        recipe_id: image
-        for recipe_id, image in stimulus_set.stimuli.filter(recipe_id__in=conditions).values_list("recipe_id", "image")
-    }
-    finished = {rid for rid, image in existing.items() if image and (media / image).is_file()}
-    todo = [r for r in recipes if r.recipe_id not in finished]
-    if finished:
-        RenderJob.objects.filter(pk=job.pk).update(done=F("done") + len(finished))
-        if on_progress:
-            on_progress(len(finished))
+    existing, todo = job_resume(job=job, recipes=recipes, on_progress=on_progress)
     if not todo:
         return
     threads = int(getattr(settings, "TORCH_NUM_THREADS", 1))
