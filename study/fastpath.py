@@ -64,8 +64,13 @@ def _part(model: type, alias: str) -> _Part:
     )
 
 
+def _stamps_in_statement() -> bool:
+    """PostgreSQL runs data-modifying CTEs (one round trip for a read plus a write); SQLite has none."""
+    return connection.vendor == "postgresql"
+
+
 @cache
-def _state_statement() -> tuple[str, tuple[_Part, ...]]:
+def _state_statement(stamp_shown: bool = False) -> tuple[str, tuple[_Part, ...]]:
     quote = connection.ops.quote_name
     parts = (
         _part(Participant, "p"),
@@ -87,26 +92,51 @@ def _state_statement() -> tuple[str, tuple[_Part, ...]]:
             f"AND {alias}.{index} = p.{quote('position')}{offset}"
         )
 
+    shown_cte, shown_columns, shown_join = "", "", ""
+    if stamp_shown:
+        # The trial page's "shown" stamp (first serve; every serve counted) rides on the state read: a rating trial
+        # at the participant's position, while they are at the trials step and not released. The main SELECT sees
+        # the snapshot before the stamp, so the stamped values are returned from the CTE.
+        shown_cte = (
+            f"WITH shown AS (UPDATE {trial} t SET {_q(Trial, 'shown_at')} = COALESCE(t.{_q(Trial, 'shown_at')}, %s), "
+            f"{_q(Trial, 'shown_count')} = t.{_q(Trial, 'shown_count')} + 1 "
+            f"FROM {quote(Participant._meta.db_table)} p0 JOIN {quote(Study._meta.db_table)} s0 "
+            f"ON s0.{quote('id')} = p0.{study_fk} "
+            f"WHERE p0.{quote('public_id')} = %s AND s0.{quote('slug')} = %s "
+            f"AND p0.{_q(Participant, 'step')} = %s AND p0.{_q(Participant, 'released_at')} IS NULL "
+            f"AND t.{participant_fk} = p0.{quote('id')} AND t.{index} = p0.{quote('position')} "
+            f"AND t.{_q(Trial, 'stimulus_right')} IS NULL "
+            f"RETURNING t.{quote('id')} AS id, t.{_q(Trial, 'shown_at')} AS shown_at, "
+            f"t.{_q(Trial, 'shown_count')} AS shown_count) "
+        )
+        shown_columns = ", shown.id, shown.shown_at, shown.shown_count"
+        shown_join = "LEFT JOIN shown ON shown.id = cur.id "
     sql = (
-        f"SELECT {', '.join(c for part in parts for c in part.columns)} "
+        f"{shown_cte}SELECT {', '.join(c for part in parts for c in part.columns)}{shown_columns} "
         f"FROM {quote(Participant._meta.db_table)} p "
         f"JOIN {quote(Study._meta.db_table)} s ON s.{quote('id')} = p.{study_fk} "
         f"{trial_join('cur', '')} LEFT JOIN {stimulus} cur_s ON cur_s.{quote('id')} = cur.{stimulus_fk} "
         f"{trial_join('nxt', ' + 1')} LEFT JOIN {stimulus} nxt_s ON nxt_s.{quote('id')} = nxt.{stimulus_fk} "
-        f"{trial_join('prv', ' - 1')} "
+        f"{trial_join('prv', ' - 1')} {shown_join}"
         f"WHERE p.{quote('public_id')} = %s AND s.{quote('slug')} = %s"
     )
     return sql, parts
 
 
-def participant_page_state(*, slug: str, public_id: str) -> Participant | None:
+def participant_page_state(*, slug: str, public_id: str, stamp_shown_at=None) -> Participant | None:
     """The participant with its study and its previous, current and next trial (with stimuli), in one statement.
 
-    The trials are attributes `current_trial`, `next_trial` and `previous_trial` (None where there is none).
+    The trials are attributes `current_trial`, `next_trial` and `previous_trial` (None where there is none). With
+    `stamp_shown_at` (a GET of the participant's own page) the same statement stamps the current rating trial as
+    shown where the database can, and `participant.shown_stamped` says whether it did.
     """
-    sql, parts = _state_statement()
+    stamp = stamp_shown_at is not None and _stamps_in_statement()
+    sql, parts = _state_statement(stamp)
+    params = [public_id, slug]
+    if stamp:
+        params = [_prep(Trial, "shown_at", stamp_shown_at), public_id, slug, Participant.Step.TRIALS, *params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [public_id, slug])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -122,6 +152,10 @@ def participant_page_state(*, slug: str, public_id: str) -> Participant | None:
             if trial_stimulus is not None:
                 trial.stimulus = trial_stimulus
     participant.current_trial, participant.next_trial, participant.previous_trial = current, upcoming, previous
+    participant.shown_stamped = False
+    if stamp and row[start] is not None and current is not None:
+        current.shown_at, current.shown_count = row[start + 1], row[start + 2]
+        participant.shown_stamped = True
     return participant
 
 
@@ -189,8 +223,9 @@ def trial_answer_store(
 ) -> bool:
     """Move the participant on and store the trial's ratings, atomically; False when another request won the race.
 
-    Three statements in one transaction: the conditional move, one multi-row INSERT of the ratings (the
-    (trial, dimension) unique constraint stays the backstop) and the trial's answer stamp.
+    The conditional move, one multi-row INSERT of the ratings (the (trial, dimension) unique constraint stays the
+    backstop) and the trial's answer stamp: on PostgreSQL one statement (data-modifying CTEs, atomic on its own and
+    one round trip instead of five with BEGIN and COMMIT), elsewhere three statements in one transaction.
     """
     from django.db import transaction
 
@@ -210,8 +245,14 @@ def trial_answer_store(
         rows += [
             f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection) for f in rating_fields
         ]
+    move = [index + 1, next_step, failed, participant_id, Participant.Step.TRIALS, index]
+    answered = [stamp, trial_rt_ms, attention_passed, stamp, trial_id]
+    if _stamps_in_statement():
+        with connection.cursor() as cursor:
+            cursor.execute(_answer_statement(len(ratings)), [*move, *rows, *answered])
+            return cursor.fetchone()[0] == 1
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql["move"], [index + 1, next_step, failed, participant_id, Participant.Step.TRIALS, index])
+        cursor.execute(sql["move"], move)
         if cursor.rowcount != 1:
             return False
         if ratings:
@@ -220,5 +261,29 @@ def trial_answer_store(
                 + ", ".join([sql["rating_row"]] * len(ratings)),
                 rows,
             )
-        cursor.execute(sql["answered"], [stamp, trial_rt_ms, attention_passed, stamp, trial_id])
+        cursor.execute(sql["answered"], answered)
     return True
+
+
+@cache
+def _answer_statement(n_ratings: int) -> str:
+    """trial_answer_store's three writes as one PostgreSQL statement; the insert and stamp run only if the move did.
+
+    The rating values carry casts: in `INSERT ... SELECT FROM (VALUES ...)` a parameter's type comes from the VALUES
+    list, not from the target column, and a NULL RT would otherwise be text.
+    """
+    sql = _write_statements()
+    rating_fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
+    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in rating_fields) + ")"
+    rated = ""
+    if n_ratings:
+        rated = (
+            f", rated AS (INSERT INTO {_q(Rating)} ({sql['rating_columns']}) SELECT * FROM (VALUES "
+            + ", ".join([row] * n_ratings)
+            + ") AS v WHERE EXISTS (SELECT 1 FROM moved))"
+        )
+    return (
+        f"WITH moved AS ({sql['move']} RETURNING {_q(Participant, 'id')}){rated}, "
+        f"stamped AS ({sql['answered']} AND EXISTS (SELECT 1 FROM moved)) "
+        "SELECT count(*) FROM moved"
+    )

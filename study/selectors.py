@@ -223,11 +223,14 @@ def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dic
 # it), which bump `Study.updated_at`: that timestamp is part of every cache key, so a change invalidates explicitly.
 
 
-def participant_page_state(*, slug: str, public_id: str) -> Participant | None:
-    """The participant with its study and previous, current and next trial: one precompiled statement."""
+def participant_page_state(*, slug: str, public_id: str, stamp_shown_at=None) -> Participant | None:
+    """The participant with its study and previous, current and next trial: one precompiled statement.
+
+    With `stamp_shown_at`, the same statement also stamps the current rating trial as shown (see study.fastpath).
+    """
     from study.fastpath import participant_page_state as read_state
 
-    return read_state(slug=slug, public_id=public_id)
+    return read_state(slug=slug, public_id=public_id, stamp_shown_at=stamp_shown_at)
 
 
 class _BoundedCache(dict):

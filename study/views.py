@@ -11,6 +11,7 @@ import re
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, get_random_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -168,10 +169,13 @@ def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @in_study_language
 def participant_page(request: HttpRequest, slug: str, participant_id: str) -> HttpResponse:
-    participant = selectors.participant_page_state(slug=slug, public_id=participant_id)
+    own = constant_time_compare(_bound_participant_id(request, slug), participant_id)
+    # A GET of one's own page may be the trial page: its "shown" stamp rides on the state read (one statement).
+    stamp = timezone.now() if own and request.method == "GET" else None
+    participant = selectors.participant_page_state(slug=slug, public_id=participant_id, stamp_shown_at=stamp)
     if participant is None:
         return _error(request, 404, _("This page does not exist. Please use the link you were given."))
-    if not constant_time_compare(_bound_participant_id(request, slug), participant.public_id):
+    if not own:
         return _error(request, 403, _("This page belongs to another session. Please use the link you were given."))
     if participant.released_at is not None and participant.step != Participant.Step.DONE:
         return _unavailable(request, participant.study, "released")
@@ -272,7 +276,8 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
         return SeeOther(_page_url(participant))
     previous = getattr(participant, "previous_trial", None)
     upcoming = getattr(participant, "next_trial", None)
-    services.trial_mark_shown(trial=current)
+    if not getattr(participant, "shown_stamped", False):
+        services.trial_mark_shown(trial=current)
     study = participant.study
     dimensions = selectors.study_dimensions(study=study)
     names = tuple(name for name in current.dimensions if name in dimensions)
