@@ -65,6 +65,17 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Participant pages (/s/...) skip what only the admin uses: config/lanes.py says why.
+PARTICIPANT_SKIPPED_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "axes.middleware.AxesMiddleware",
+}
+PARTICIPANT_MIDDLEWARE = [m for m in MIDDLEWARE if m not in PARTICIPANT_SKIPPED_MIDDLEWARE]
+
 ROOT_URLCONF = "config.urls"
 # A calm page for participants whose form went stale (e.g. after a long break), not Django's debug 403.
 CSRF_FAILURE_VIEW = "study.views.csrf_failure"
