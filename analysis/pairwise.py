@@ -605,6 +605,73 @@ def pairwise_power(
     return pd.DataFrame(rows)
 
 
+def comparison_information(*, difference: np.ndarray) -> np.ndarray:
+    """Fisher information of one Thurstone comparison about s_i - s_j (JOD^-2), at true differences in JOD."""
+    x = JOD * np.asarray(difference, dtype=float)
+    # phi(x)^2 / (Phi(x) Phi(-x)) in logs: far-apart pairs carry almost nothing and must not divide 0 by 0.
+    log_phi = -0.5 * x * x - 0.5 * np.log(2 * np.pi)
+    return JOD**2 * np.exp(2 * log_phi - special.log_ndtr(x) - special.log_ndtr(-x))
+
+
+def optimal_pair_shares(
+    *, truth: np.ndarray, tol: float = 1e-4, max_iter: int = 10_000
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The A-optimal shares of comparisons over all pairs of a known scale: pairs, shares, tr L+ and its lower bound.
+
+    Asymptotically the scale's covariance per comparison is L+, L the Laplacian with weight share_ij * I(d_ij);
+    the shares that minimise tr L+ (the squared error) come from the multiplicative algorithm. The last value is
+    certified (no allocation has a smaller tr L+), also where `max_iter` stops the algorithm short of `tol`.
+    """
+    truth = np.asarray(truth, dtype=float)
+    n = len(truth)
+    if n < 2:
+        raise PairwiseError(f"a pairwise design needs at least 2 stimuli, got {n}")
+    a, b = np.triu_indices(n, k=1)
+    info = comparison_information(difference=truth[a] - truth[b])
+    centre = np.full((n, n), 1.0 / n)
+
+    def evaluate(shares: np.ndarray) -> tuple[float, np.ndarray, float]:
+        # L+ of a connected graph is inv(L + J/n) - J/n (J all ones): cheaper than an SVD.
+        cov = np.linalg.inv(_pair_information(a, b, shares * info, n) + centre) - centre
+        gram = cov @ cov
+        trace = float(np.trace(cov))
+        # How fast tr L+ falls as each pair's share grows (the A-optimality "variance function").
+        sensitivity = info * (gram[a, a] + gram[b, b] - 2 * gram[a, b])
+        # tr L+ is convex and homogeneous of degree -1 in the shares, so trace^2 / max sensitivity bounds the
+        # optimum from below; the gap closes at the optimum, where no pair's sensitivity exceeds the trace.
+        return trace, sensitivity, trace * trace / float(sensitivity.max())
+
+    shares = np.full(len(a), 1.0 / len(a))
+    trace, sensitivity, lower = evaluate(shares)
+    for _ in range(max_iter):
+        if trace - lower <= tol * trace:
+            break
+        # Multiplicative algorithm with exponent 1/2, monotone for A-optimality (Yu 2010).
+        shares = shares * np.sqrt(sensitivity / trace)
+        shares /= shares.sum()
+        trace, sensitivity, lower = evaluate(shares)
+    return np.column_stack([a, b]), shares, trace, lower
+
+
+def max_design_saving(*, truth: np.ndarray) -> float:
+    """The largest share of comparisons any pair design can save against random pairs at equal squared error.
+
+    Large-sample argument: random pairs give every pair the same share, and no design, not even one that knows
+    the truth, has a smaller tr L+ than the A-optimal shares (`optimal_pair_shares`, certified lower bound).
+    Not 1 - mean I(d_ij) / I(0): random pairs also spread their information unevenly (outlying stimuli are far
+    from most others), and a design cannot put every comparison on a near tie and still link the whole scale.
+    For the mean CI width the bound is approximate (that averages SEs, not variances).
+    """
+    truth = np.asarray(truth, dtype=float)
+    pairs, _, _, lower = optimal_pair_shares(truth=truth)
+    n = len(truth)
+    info = comparison_information(difference=truth[pairs[:, 0]] - truth[pairs[:, 1]])
+    centre = np.full((n, n), 1.0 / n)
+    laplacian = _pair_information(pairs[:, 0], pairs[:, 1], info / len(pairs), n)
+    random_trace = float(np.trace(np.linalg.inv(laplacian + centre) - centre))
+    return max(0.0, 1.0 - lower / random_trace)
+
+
 def random_truth(*, n_items: int, sd: float, seed: int = 0) -> np.ndarray:
     """A latent scale for simulations (normal scores, centred)."""
     truth = np.random.default_rng(seed).normal(0.0, sd, n_items)
@@ -621,9 +688,12 @@ __all__ = [
     "ScaleFit",
     "bootstrap_scale",
     "compare_designs",
+    "comparison_information",
     "comparisons_from_frame",
     "fit_condition_effects",
     "fit_scale",
+    "max_design_saving",
+    "optimal_pair_shares",
     "pairwise_power",
     "participant_agreement",
     "random_pairs",

@@ -3,8 +3,10 @@
 For a latent Thurstone scale (in JOD) of N stimuli, each design collects comparisons in batches of
 one participant's pairs; at each budget the scale is refitted and scored against the truth (RMSE,
 mean 95 % CI width). The last table says how many comparisons the adaptive design needs to match
-the random design's precision at its largest budget, and what the adaptive bookkeeping costs per
-answer (posterior update) and per participant (choosing the pairs).
+the random design's precision at its largest budget, beside the most that any pair design can save on
+that true scale (`max_design_saving`, a large-sample bound) and what an oracle that knows the truth and lays
+its comparisons out on the A-optimal shares (`optimal_pair_shares`) saves in the same simulation; then what the
+adaptive bookkeeping costs per answer (posterior update) and per participant (choosing the pairs).
 
     .venv/bin/python bench/pairwise.py [--stimuli 60] [--reps 6] [--spread 1.0,2.0]
 """
@@ -17,11 +19,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.pairs import AdaptiveSelector, ScalePosterior
-from analysis.pairwise import compare_designs, comparisons_to_reach, random_truth
+from analysis.pairwise import (
+    JOD,
+    Comparisons,
+    compare_designs,
+    comparisons_to_reach,
+    fit_scale,
+    max_design_saving,
+    optimal_pair_shares,
+    random_truth,
+)
 
 
 def adaptive_costs(n_items: int) -> tuple[float, float]:
@@ -38,6 +51,33 @@ def adaptive_costs(n_items: int) -> tuple[float, float]:
     for _ in range(5):
         selector.next_pairs(n_pairs=20)
     return update_ms, (time.perf_counter() - start) / 5 * 1000
+
+
+def oracle_curve(*, truth: np.ndarray, budgets: list[int], reps: int, seed: int = 0) -> pd.DataFrame:
+    """Mean RMSE and CI width per budget with the comparisons laid out on the A-optimal shares of the true scale.
+
+    The oracle picks its counts, so they are the shares times the budget, rounded systematically (none of the
+    uneven counts of random pairs); answers and fit are those of `simulate_design`.
+    """
+    pairs, shares, _, _ = optimal_pair_shares(truth=truth)
+    rng = np.random.default_rng(seed)
+    n, rows = len(truth), []
+    for budget in budgets:
+        for _ in range(reps):
+            ends = np.floor(np.cumsum(shares / shares.sum()) * budget + rng.random())
+            counts = np.diff(ends, prepend=0.0).astype(int)
+            a, b = np.repeat(pairs[:, 0], counts), np.repeat(pairs[:, 1], counts)
+            first_wins = rng.random(len(a)) < special.ndtr(JOD * (truth[a] - truth[b]))
+            winner, loser = np.where(first_wins, a, b), np.where(first_wins, b, a)
+            comps = Comparisons(
+                tuple(map(str, range(n))), winner, loser, np.ones(len(a)), np.zeros(len(a), dtype=int), ("sim",)
+            )
+            fit = fit_scale(comps, model="thurstone", prior_sd=3.0)
+            rmse = float(np.sqrt(np.mean((fit.scores - (truth - truth.mean())) ** 2)))
+            rows.append(
+                {"design": "oracle", "comparisons": budget, "rmse": rmse, "mean_ci_width": 2 * 1.96 * fit.se.mean()}
+            )
+    return pd.DataFrame(rows).groupby(["design", "comparisons"], as_index=False)[["rmse", "mean_ci_width"]].mean()
 
 
 def main() -> None:
@@ -70,23 +110,48 @@ def main() -> None:
         target, width = last["rmse"].item(), last["mean_ci_width"].item()
         needed = comparisons_to_reach(curve, design="adaptive", rmse=target)
         needed_ci = comparisons_to_reach(curve, design="adaptive", rmse=width, metric="mean_ci_width")
-        summary.append((spread, budgets[-1], target, needed, width, needed_ci))
+        oracle = oracle_curve(truth=truth, budgets=budgets, reps=args.reps)
+        oracle_needs = (
+            comparisons_to_reach(oracle, design="oracle", rmse=target),
+            comparisons_to_reach(oracle, design="oracle", rmse=width, metric="mean_ci_width"),
+        )
+        summary.append(
+            (spread, budgets[-1], target, needed, width, needed_ci, max_design_saving(truth=truth), oracle_needs)
+        )
     print("\nComparisons the adaptive design needs to match the random design at its largest budget, by RMSE and by")
     print("mean CI width (the CI criterion flatters the adaptive design wherever its RMSE exceeds its Laplace SE).")
     print(
+        "'any design': the most that any pair design, even one that knows the truth, can save against random pairs at"
+    )
+    print(
+        "equal squared error on this scale (`max_design_saving`, large-sample); 'of it': each saving as a share of it."
+    )
+    print(
         f"{'scale SD':>9}{'random n':>10}{'its RMSE':>10}{'adaptive n':>12}{'saving':>8}{'its CI':>9}"
-        f"{'adaptive n':>12}{'saving':>8}"
+        f"{'adaptive n':>12}{'saving':>8}{'any design':>12}{'of it RMSE':>12}{'of it CI':>10}"
     )
 
-    def shown(needed: float, budget: int) -> tuple[str, str]:
+    def shown(needed: float, budget: int, bound: float) -> tuple[str, str, str]:
         if np.isnan(needed):
-            return "> max", "-"
-        return f"{needed:.0f}", f"{1 - needed / budget:.0%}"
+            return "> max", "-", "-"
+        saving = 1 - needed / budget
+        return f"{needed:.0f}", f"{saving:.0%}", f"{saving / bound:.0%}" if saving > 0 and bound > 0 else "-"
 
-    for spread, budget, target, needed, width, needed_ci in summary:
-        n_rmse, s_rmse = shown(needed, budget)
-        n_ci, s_ci = shown(needed_ci, budget)
-        print(f"{spread:>9}{budget:>10}{target:>10.3f}{n_rmse:>12}{s_rmse:>8}{width:>9.3f}{n_ci:>12}{s_ci:>8}")
+    for spread, budget, target, needed, width, needed_ci, bound, _ in summary:
+        n_rmse, s_rmse, f_rmse = shown(needed, budget, bound)
+        n_ci, s_ci, f_ci = shown(needed_ci, budget, bound)
+        print(
+            f"{spread:>9}{budget:>10}{target:>10.3f}{n_rmse:>12}{s_rmse:>8}{width:>9.3f}{n_ci:>12}{s_ci:>8}"
+            f"{bound:>12.0%}{f_rmse:>12}{f_ci:>10}"
+        )
+    print("\nThe same for an oracle that knows the truth and gives each pair its A-optimal share of the comparisons")
+    print("(the design behind the bound), simulated like the designs above: what the large-sample bound buys at these")
+    print("budgets, with few comparisons per pair and the fit's weak prior.")
+    print(f"{'scale SD':>9}{'oracle n':>10}{'saving':>8}{'oracle n (CI)':>15}{'saving':>8}")
+    for spread, budget, _, _, _, _, bound, (oracle_n, oracle_ci) in summary:
+        n_rmse, s_rmse, _ = shown(oracle_n, budget, bound)
+        n_ci, s_ci, _ = shown(oracle_ci, budget, bound)
+        print(f"{spread:>9}{n_rmse:>10}{s_rmse:>8}{n_ci:>15}{s_ci:>8}")
     print(f"\n{'stimuli':>8}{'update ms':>11}{'20 pairs ms':>13}   (adaptive bookkeeping, one CPU thread)")
     for size in (60, 200, 600):
         update_ms, select_ms = adaptive_costs(size)

@@ -22,12 +22,16 @@ from analysis.pairwise import (
     JOD,
     Comparisons,
     PairwiseError,
+    _pair_information,
     bootstrap_scale,
     compare_designs,
+    comparison_information,
     comparisons_from_frame,
     comparisons_to_reach,
     fit_condition_effects,
     fit_scale,
+    max_design_saving,
+    optimal_pair_shares,
     participant_agreement,
     random_truth,
     scale_table,
@@ -242,3 +246,94 @@ def test_adaptive_design_needs_fewer_comparisons_than_random():
     target = curve.loc[(curve["design"] == "random") & (curve["comparisons"] == 1200), "rmse"].item()
     adaptive_needs = comparisons_to_reach(curve, design="adaptive", rmse=target)
     assert adaptive_needs < 0.8 * 1200, adaptive_needs
+
+
+def normal_scale(*, n_items, sd):
+    """A deterministic normal scale: the normal quantiles at (i + 1/2) / n, times sd."""
+    return stats.norm.ppf((np.arange(n_items) + 0.5) / n_items) * sd
+
+
+def test_comparison_information_is_the_thurstone_fisher_information():
+    # At a tie: JOD^2 phi(0)^2 / (1/2 * 1/2) = JOD^2 * 2 / pi.
+    assert comparison_information(difference=np.zeros(1))[0] == pytest.approx(JOD**2 * 2 / np.pi)
+    # Minus the expected second derivative of the log-likelihood in the difference, by finite differences.
+    h = 1e-4
+    for d in (0.3, 1.5, 4.0):
+
+        def loglik(x, win):
+            return special.log_ndtr(JOD * x) if win else special.log_ndtr(-JOD * x)
+
+        p = special.ndtr(JOD * d)
+        curvature = [-(loglik(d + h, w) - 2 * loglik(d, w) + loglik(d - h, w)) / h**2 for w in (True, False)]
+        expected = p * curvature[0] + (1 - p) * curvature[1]
+        assert comparison_information(difference=np.array([d]))[0] == pytest.approx(expected, rel=1e-4)
+    # Averaged over all pairs of a normal scale it is the closed-form mean over d ~ N(0, 2 sd^2).
+    sd = 2.0
+    truth = normal_scale(n_items=400, sd=sd)
+    a, b = np.triu_indices(len(truth), k=1)
+    over_pairs = comparison_information(difference=truth[a] - truth[b]).mean()
+    grid = np.linspace(-12 * sd, 12 * sd, 20001)
+    closed = np.trapezoid(comparison_information(difference=grid) * stats.norm.pdf(grid, 0, np.sqrt(2) * sd), grid)
+    assert over_pairs == pytest.approx(closed, rel=0.01)
+    # Far-apart pairs carry almost nothing, computed without 0/0.
+    far = comparison_information(difference=np.array([40.0, -60.0]))
+    assert np.all(np.isfinite(far)) and np.all(far < 1e-100)
+
+
+def test_max_design_saving_is_zero_for_a_flat_scale_and_grows_with_spread():
+    assert max_design_saving(truth=np.zeros(20)) == pytest.approx(0.0, abs=1e-6)
+    bounds = [max_design_saving(truth=normal_scale(n_items=30, sd=sd)) for sd in (0.5, 1.0, 2.0, 3.0)]
+    assert all(0.0 < x < 1.0 for x in bounds)
+    assert np.all(np.diff(bounds) > 0), bounds
+    with pytest.raises(PairwiseError):
+        max_design_saving(truth=np.zeros(1))
+
+
+def test_no_pair_design_saves_more_than_max_design_saving():
+    # Asymptotically the squared error is tr L+ of the per-comparison information Laplacian, so a design with
+    # comparison shares w needs tr L+(w) / tr L+(random) as many comparisons as random pairs for the same error.
+    n = 30
+    truth = normal_scale(n_items=n, sd=2.0)
+    a, b = np.triu_indices(n, k=1)
+    info = comparison_information(difference=truth[a] - truth[b])
+    tie = comparison_information(difference=np.zeros(1))[0]
+    centre = np.full((n, n), 1.0 / n)
+
+    def trace(shares):
+        return np.trace(np.linalg.inv(_pair_information(a, b, shares / shares.sum() * info, n) + centre) - centre)
+
+    random_trace = trace(np.ones(len(a)))
+    bound = max_design_saving(truth=truth)
+    designs = {f"near ties, rank distance <= {k}": (b - a <= k).astype(float) + 1e-12 for k in (1, 2, 3, 5, 8)}
+    designs |= {"most informative pairs more often": info, "least informative more often": 1 / info}
+    rng = np.random.default_rng(0)
+    designs |= {f"random subset {r}": (rng.random(len(a)) < 0.3) + 1e-12 for r in range(5)}
+    for name, shares in designs.items():
+        assert 1 - trace(shares) / random_trace <= bound + 1e-4, name
+    # Comparing only near ties saves nothing: it leaves a long chain to cross. The optimal shares attain the bound.
+    assert 1 - trace(designs["near ties, rank distance <= 1"]) / random_trace < 0
+    pairs, optimal, optimal_trace, lower = optimal_pair_shares(truth=truth)
+    assert np.array_equal(pairs, np.column_stack([a, b]))
+    assert optimal.min() >= 0 and optimal.sum() == pytest.approx(1.0)
+    assert trace(optimal) == pytest.approx(optimal_trace) and lower <= optimal_trace <= lower * (1 + 1e-4)
+    assert 1 - optimal_trace / random_trace == pytest.approx(bound, abs=1e-3)
+    # Stopped early, the lower bound is looser but still one.
+    _, _, early_trace, early_lower = optimal_pair_shares(truth=truth, max_iter=3)
+    assert early_lower < lower <= optimal_trace < early_trace
+    # Looser bounds it must respect: every comparison at a tie's information on the evenly weighted complete graph.
+    assert bound <= 1 - (n - 1) ** 2 / (2 * tie * random_trace)
+
+
+def test_max_design_saving_is_not_the_mean_information_of_random_pairs():
+    # 1 - mean I(d) / I(0) would hold if random pairs spread their information evenly and a design could put
+    # every comparison on a tie; neither is true, and the ratio errs both ways.
+    def naive(truth):
+        a, b = np.triu_indices(len(truth), k=1)
+        info = comparison_information(difference=truth[a] - truth[b])
+        return 1 - info.mean() / comparison_information(difference=np.zeros(1))[0]
+
+    close = normal_scale(n_items=30, sd=1.0)
+    assert max_design_saving(truth=close) < naive(close) - 0.05
+    # bench/pairwise.py's SD-3 scale: its outlying stimuli are far from most others, so random pairs measure them badly.
+    wide = random_truth(n_items=60, sd=3.0, seed=1)
+    assert max_design_saving(truth=wide) > naive(wide) + 0.05
