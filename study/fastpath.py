@@ -17,11 +17,20 @@ from django.db.models.expressions import Col
 from generation.models import Stimulus
 from study.models import Participant, Rating, Study, Trial
 
-# Columns never needed to serve a page: kept out so their JSON is not decoded on every request.
+# What a page needs of each joined row; the rest stays deferred (Django loads a deferred field on first access, one
+# query, which the query-budget test would catch on the hot path). Building model objects costs per column, and
+# the state read was the largest single cost of a participant request; 129 columns became 85.
 _SKIPPED = {
-    Study: {"source"},
-    Stimulus: {"recipe", "descriptors", "labels", "provenance"},
+    # The long texts are rendered only when a page skeleton is built (once per process and study version).
+    Study: {"source", "consent_text", "instructions", "debrief", "conditions", "pilot_token", "assignment_serial"},
     Participant: {"user_agent", "recruitment"},
+}
+_TRIAL_PAGE_STIMULUS = {"id", "public_id", "image", "width", "height"}  # the <img> and the preload link
+_ONLY = {
+    "cur_s": _TRIAL_PAGE_STIMULUS,
+    "nxt_s": _TRIAL_PAGE_STIMULUS,
+    "nxt": {"id", "participant", "index", "kind", "stimulus", "stimulus_right", "block"},
+    "prv": {"id", "participant", "index", "kind", "block"},  # "practice over" and "new block" notes
 }
 
 
@@ -42,14 +51,20 @@ class _Part:
         for i, convs in enumerate(self.converters):
             for convert, expression in convs:
                 values[i] = convert(values[i], expression, connection)
-        return self.model.from_db(connection.alias, list(self.names), values)
+        # from_db takes a subset of the fields in model order and defers the others.
+        return self.model.from_db(connection.alias, self.names, values)
 
 
 def _part(model: type, alias: str) -> _Part:
     quote = connection.ops.quote_name
-    fields = [f for f in model._meta.concrete_fields if f.name not in _SKIPPED.get(model, set())]
-    # The primary key first: its NULL marks a missing LEFT JOIN row.
-    fields.sort(key=lambda f: not f.primary_key)
+    only = _ONLY.get(alias)
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if f.name not in _SKIPPED.get(model, set()) and (only is None or f.name in only)
+    ]
+    # The primary key comes first in model order: its NULL marks a missing LEFT JOIN row.
+    assert fields[0].primary_key, model
     converters = []
     for f in fields:
         col = Col(alias, f)
