@@ -38,6 +38,7 @@ case "$role" in
       --bind 0.0.0.0:8000 \
       --workers "${GUNICORN_WORKERS:-3}" \
       --timeout "${GUNICORN_TIMEOUT:-60}" \
+      --worker-tmp-dir /dev/shm \
       --access-logfile - "$@"
     ;;
   worker)
