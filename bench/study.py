@@ -317,11 +317,11 @@ class Participant:
         return False
 
 
-def load_process(*, host: str, port: int, slug: str, threads: int, seconds: float, seed: int, queue) -> None:
+def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, seconds: float, seed: int, queue) -> None:
     """One generator process: `threads` participants in a closed loop until the time is up."""
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
-    completed = [0]
+    completed: list[bool] = []  # one entry per walk (list.append is atomic; `x[0] += walk()` lost updates)
     errors: list[str] = []
 
     def loop(t: int) -> None:
@@ -329,7 +329,8 @@ def load_process(*, host: str, port: int, slug: str, threads: int, seconds: floa
         while time.monotonic() < deadline:
             rng = random.Random(seed * 1000 + t * 100000 + n)
             try:
-                completed[0] += Participant(host, port, rng).walk(slug, f"p{seed}x{t}x{n}", deadline, latencies)
+                pid = f"{tag}{seed}x{t}x{n}"  # distinct from the warm-up's, which would be resumed, not started
+                completed.append(Participant(host, port, rng).walk(slug, pid, deadline, latencies))
             except Exception as exc:  # noqa: BLE001 - reported, and the bench fails on it
                 errors.append(repr(exc))
                 return
@@ -340,10 +341,12 @@ def load_process(*, host: str, port: int, slug: str, threads: int, seconds: floa
         thread.start()
     for thread in pool:
         thread.join()
-    queue.put((latencies, completed[0], errors))
+    queue.put((latencies, sum(completed), errors))
 
 
-def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) -> tuple[list[float], int, list[str]]:
+def run_level(
+    *, host: str, port: int, slug: str, tag: str, level: int, seconds: float
+) -> tuple[list[float], int, list[str]]:
     processes = min(level, 4)
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
@@ -355,6 +358,7 @@ def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) ->
                 "host": host,
                 "port": port,
                 "slug": slug,
+                "tag": tag,
                 "threads": n,
                 "seconds": seconds,
                 "seed": i,
@@ -554,10 +558,12 @@ def measure(
 ) -> tuple:
     """One level against one study: (completed, submissions, per s, median, p99, web, db, server ms, RSS MB)."""
     # A short warm-up so every worker has loaded its code and opened its connection.
-    run_level(host="127.0.0.1", port=port, slug=slug, level=min(level, args.workers * 2), seconds=2)
+    run_level(host="127.0.0.1", port=port, slug=slug, tag="w", level=min(level, args.workers * 2), seconds=2)
     cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
     started = time.perf_counter()
-    latencies, completed, errors = run_level(host="127.0.0.1", port=port, slug=slug, level=level, seconds=args.seconds)
+    latencies, completed, errors = run_level(
+        host="127.0.0.1", port=port, slug=slug, tag="p", level=level, seconds=args.seconds
+    )
     wall = time.perf_counter() - started
     web = tree_cpu_seconds(server.pid) - cpu_web
     dbs = tree_cpu_seconds(postmaster) - cpu_db
