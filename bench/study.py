@@ -21,9 +21,11 @@ case: every answer updates the same posterior row under its lock. The adaptive s
 balanced burn-in (`analysis.pairs.ADAPTIVE_BURN_IN` comparisons per stimulus, applied in-process before the
 level), so every participant's pairs are chosen adaptively, as in a study that has run a while. Pair pages are
 answered by a Thurstone respondent (a fixed latent value per image URL plus noise; attention pairs as
-instructed). The studies take turns within each level, so drift on a shared machine hits them alike; the line
-under the table gives the adaptive design's extra server CPU per submission over each other design at each level,
-which is what adaptive pair selection (assignment at consent, posterior update on every answer) adds.
+instructed). The studies take turns within each level, so drift on a shared machine hits them alike (a level may be
+repeated, `--levels 50 50 50`, to see the spread); the line under the table gives the adaptive design's extra
+server CPU per submission over each other design at each level, which is what adaptive pair selection (assignment
+at consent, posterior update on every answer) adds. Short levels overweight consent, the expensive step of the
+adaptive design: every participant starts at once and at 50 few finish a 27-submission walk in 15 s.
 """
 
 from __future__ import annotations
@@ -277,13 +279,22 @@ class Participant:
         self.conn = http.client.HTTPConnection(host, port, timeout=60)
         self.cookies: dict[str, str] = {}
         self.rng = rng
+        self.reconnects = 0
 
     def request(self, method: str, url: str, body: str | None = None) -> tuple[int, str, str]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, url, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, url, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # gunicorn closes keep-alive connections idle for 2 s, which a starved load thread can reach; resend on
+            # a new connection as browsers do (safe here: an answer is stored once, a repeat is redirected on).
+            self.conn.close()
+            self.reconnects += 1
+            self.conn.request(method, url, body=body, headers=headers)
+            response = self.conn.getresponse()
         text = response.read().decode()
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
@@ -323,6 +334,7 @@ def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, sec
     latencies: list[float] = []
     completed: list[bool] = []  # one entry per walk (list.append is atomic; `x[0] += walk()` lost updates)
     errors: list[str] = []
+    reconnects: list[int] = []
 
     def loop(t: int) -> None:
         n = 0
@@ -330,7 +342,9 @@ def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, sec
             rng = random.Random(seed * 1000 + t * 100000 + n)
             try:
                 pid = f"{tag}{seed}x{t}x{n}"  # distinct from the warm-up's, which would be resumed, not started
-                completed.append(Participant(host, port, rng).walk(slug, pid, deadline, latencies))
+                participant = Participant(host, port, rng)
+                completed.append(participant.walk(slug, pid, deadline, latencies))
+                reconnects.append(participant.reconnects)
             except Exception as exc:  # noqa: BLE001 - reported, and the bench fails on it
                 errors.append(repr(exc))
                 return
@@ -341,12 +355,12 @@ def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, sec
         thread.start()
     for thread in pool:
         thread.join()
-    queue.put((latencies, sum(completed), errors))
+    queue.put((latencies, sum(completed), errors, sum(reconnects)))
 
 
 def run_level(
     *, host: str, port: int, slug: str, tag: str, level: int, seconds: float
-) -> tuple[list[float], int, list[str]]:
+) -> tuple[list[float], int, list[str], int]:
     processes = min(level, 4)
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
@@ -373,7 +387,7 @@ def run_level(
     for p in procs:
         p.join()
     latencies = [v for r in results for v in r[0]]
-    return latencies, sum(r[1] for r in results), [e for r in results for e in r[2]]
+    return latencies, sum(r[1] for r in results), [e for r in results for e in r[2]], sum(r[3] for r in results)
 
 
 def queries_per_submission(study) -> tuple[float, dict[str, int]]:
@@ -498,6 +512,9 @@ def main() -> None:
                 str(args.threads),
                 "--log-level",
                 "warning",
+                # The heartbeat file on a RAM disk: on this disk-backed /tmp, PostgreSQL's fsyncs under load stalled
+                # the heartbeats past gunicorn's 30 s timeout and all workers were killed at once (gunicorn's docs).
+                *(["--worker-tmp-dir", "/dev/shm"] if Path("/dev/shm").is_dir() else []),
             ],
             cwd=ROOT,
             env=env,
@@ -514,12 +531,12 @@ def main() -> None:
         else:
             raise SystemExit("gunicorn did not start")
 
-        rows: dict[tuple[StudyKind, int], tuple] = {}
-        for level in args.levels:
+        rows: dict[tuple[StudyKind, int], tuple] = {}  # (study, position in --levels): a level may repeat
+        for i, level in enumerate(args.levels):
             for kind in kinds:  # the studies take turns at each level, so drift on a shared machine hits them alike
-                study = new_study(kind, f"bench-{level}-{kind.label}".replace(" ", "-"))
+                study = new_study(kind, f"bench-{i}-{level}-{kind.label}".replace(" ", "-"))
                 connections.close_all()
-                rows[kind, level] = measure(
+                rows[kind, i] = measure(
                     server=server, postmaster=postmaster, port=port, slug=study.slug, level=level, args=args
                 )
 
@@ -534,8 +551,8 @@ def main() -> None:
             f"{'worker RSS MB':>13}"
         )
         for kind in kinds:
-            for level in args.levels:
-                completed, n, rate, median, p99, web, dbs, both, rss = rows[kind, level]
+            for i, level in enumerate(args.levels):
+                completed, n, rate, median, p99, web, dbs, both, rss = rows[kind, i]
                 print(
                     f"{kind.label:<15} {level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} "
                     f"{web:>10.2f} {dbs:>9.2f} {both:>13.2f} {queries[kind][0]:>11.1f} {rss:>13.0f}"
@@ -545,7 +562,8 @@ def main() -> None:
         print()
         for other in others:  # what adaptive pair selection adds per submission at the same load
             extra = ", ".join(
-                f"{level} at once {rows[adaptive, level][7] - rows[other, level][7]:+.2f} ms" for level in args.levels
+                f"{level} at once {rows[adaptive, i][7] - rows[other, i][7]:+.2f} ms"
+                for i, level in enumerate(args.levels)
             )
             print(f"adaptive minus {other.design}, server ms per submission: {extra}")
         print("\nqueries per page (max over the walk):")
@@ -561,7 +579,7 @@ def measure(
     run_level(host="127.0.0.1", port=port, slug=slug, tag="w", level=min(level, args.workers * 2), seconds=2)
     cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
     started = time.perf_counter()
-    latencies, completed, errors = run_level(
+    latencies, completed, errors, reconnects = run_level(
         host="127.0.0.1", port=port, slug=slug, tag="p", level=level, seconds=args.seconds
     )
     wall = time.perf_counter() - started
@@ -569,6 +587,8 @@ def measure(
     dbs = tree_cpu_seconds(postmaster) - cpu_db
     if errors:
         raise SystemExit(f"error: {len(errors)} participant(s) failed, e.g. {errors[0]}")
+    if reconnects:
+        print(f"{slug}: {reconnects} request(s) resent on a new connection (keep-alive closed by the server)")
     n = len(latencies)
     rss = max(peak_rss_mb(w) for w in children(server.pid))
     return (
