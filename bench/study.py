@@ -1,15 +1,31 @@
 """What one participant submission costs the server: closed-loop participants over HTTP at 1, 10 and 50 at once.
 
-    .venv/bin/python bench/study.py [--levels 1 10 50] [--seconds 20] [--pg postgres://postgres@127.0.0.1:5432]
+    .venv/bin/python bench/study.py [--task rating|pairwise|both] [--designs random adaptive] [--levels 1 10 50]
+        [--seconds 20] [--pg postgres://postgres@127.0.0.1:5432]
 
 The bench starts its own PostgreSQL cluster (pg_createcluster on a free port, trust auth, dropped at the end; or
 uses --pg's server with a throw-away database) and gunicorn (gthread, DEBUG off) on loopback. Participants walk the
 whole flow with zero think time (entry, consent, instructions, every trial, questionnaire, completion page); a
-*submission* is one POST plus the GET it redirects to, as a person experiences it. Per level it prints
+*submission* is one POST plus the GET it redirects to, as a person experiences it. Per level and study it prints
 submissions/s, median and p99 submission latency, server CPU ms per submission (gunicorn master and workers plus
 every PostgreSQL process of the cluster, read from /proc before and after the level), queries per submission (one
-participant walked in-process with Django's query capture), and peak RSS per gunicorn worker. The load generator
-runs in its own processes on the same CPUs and is not counted as server CPU. Bounded in time, loopback only.
+participant walked in-process with Django's query capture), and peak RSS per gunicorn worker (so far in the run).
+The load generator runs in its own processes on the same CPUs and is not counted as server CPU. Bounded in time,
+loopback only.
+
+Studies (`--task`): *rating*, 48 stimuli, 12 rated + 2 practice + 2 attention trials on the two default dimensions
+(19 submissions per participant with consent, instructions and questionnaire); *pairwise*, one study per
+`--designs` entry (random, balanced, adaptive), 60 stimuli (`--pair-stimuli`), one dimension, 20 pairs
+(`--pairs`) + 2 practice + 2 attention pairs (27 submissions). One dimension is the adaptive design's worst
+case: every answer updates the same posterior row under its lock. The adaptive study's posterior starts past the
+balanced burn-in (`analysis.pairs.ADAPTIVE_BURN_IN` comparisons per stimulus, applied in-process before the
+level), so every participant's pairs are chosen adaptively, as in a study that has run a while. Pair pages are
+answered by a Thurstone respondent (a fixed latent value per image URL plus noise; attention pairs as
+instructed). The studies take turns within each level, so drift on a shared machine hits them alike (a level may be
+repeated, `--levels 50 50 50`, to see the spread); the line under the table gives the adaptive design's extra
+server CPU per submission over each other design at each level, which is what adaptive pair selection (assignment
+at consent, posterior update on every answer) adds. Short levels overweight consent, the expensive step of the
+adaptive design: every participant starts at once and at 50 few finish a 27-submission walk in 15 s.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import argparse
 import contextlib
 import http.client
 import io
+import math
 import multiprocessing as mp
 import os
 import random
@@ -31,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlparse
 
@@ -133,14 +151,14 @@ def postmaster_pid(pg: str) -> int:
 # ---- the study under test ------------------------------------------------------------------------------------------
 
 
-def make_stimuli():
+def make_stimuli(n: int):
     from django.core.files.base import ContentFile
     from PIL import Image
 
     from generation.models import Stimulus, StimulusSet
 
-    stimulus_set = StimulusSet.objects.create(name="bench-stimuli", untrained=True)
-    for i in range(48):
+    stimulus_set = StimulusSet.objects.create(name=f"bench-stimuli-{n}", untrained=True)
+    for i in range(n):
         buffer = io.BytesIO()
         Image.new("RGB", (64, 64), (i * 10 % 256, 80, 120)).save(buffer, format="PNG")
         condition = ["baseline", "artistic-0.5", "artistic-1.0", "symbolic"][i % 4]
@@ -150,16 +168,33 @@ def make_stimuli():
             class_index=i // 8,
             seed=i % 2,
             epsilon=0.5,
-            recipe_id=f"bench-{i}",
+            recipe_id=f"bench-{n}-{i}",
         )
         s.image.save(f"{secrets.token_urlsafe(12)}.png", ContentFile(buffer.getvalue()), save=False)
         s.save()
     return stimulus_set
 
 
-def make_study(slug: str, stimulus_set):
-    from study.models import DEFAULT_DIMENSIONS, RatingDimension, Study
+@dataclass(frozen=True)
+class StudyKind:
+    """One study under test: a rating study, or a pairwise study with its pair design."""
 
+    task: str
+    design: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"pairs {self.design}" if self.task == "pairwise" else self.task
+
+
+def make_study(*, slug: str, kind: StudyKind, stimulus_set, pairs: int):
+    from study.models import DEFAULT_DIMENSIONS, PAIR_PROMPTS, RatingDimension, Study
+
+    fields = {"trials_per_participant": 12}
+    dimensions = DEFAULT_DIMENSIONS
+    if kind.task == "pairwise":
+        fields = {"task": Study.Task.PAIRWISE, "pair_design": kind.design, "pairs_per_participant": pairs}
+        dimensions = [{"name": "artistry", "prompt": PAIR_PROMPTS["artistry"]}]
     study = Study.objects.create(
         slug=slug,
         title="Benchmark",
@@ -167,15 +202,69 @@ def make_study(slug: str, stimulus_set):
         consent_text="ok",
         instructions="ok",
         completion_code="BENCH",
-        trials_per_participant=12,
         practice_trials=2,
         attention_checks=2,
         max_participants=100000,
+        **fields,
     )
     study.stimulus_sets.add(stimulus_set)
-    for order, d in enumerate(DEFAULT_DIMENSIONS):
+    for order, d in enumerate(dimensions):
         RatingDimension.objects.create(study=study, order=order, **d)
+    if kind.design == "adaptive":
+        start_past_burn_in(study)
     return study
+
+
+def start_past_burn_in(study) -> None:
+    """Give each posterior the balanced burn-in's worth of answers, so every participant gets adaptive pairs."""
+    import numpy as np
+
+    from analysis.pairs import ADAPTIVE_BURN_IN, ScalePosterior, balanced_pairs
+    from study import pairwise
+    from study.selectors import study_stimuli
+
+    stimuli = list(study_stimuli(study=study))
+    items = [s.id for s in stimuli]
+    truth = [latent(s.image.url) for s in stimuli]
+    rng = np.random.default_rng(0)
+    for dimension in study.dimensions.all():
+        row = pairwise.posterior_get_or_create(study=study, dimension=dimension, items=items)
+        posterior = ScalePosterior.prior(n_items=len(items), prior_sd=row.prior_sd)
+        n_pairs = math.ceil(ADAPTIVE_BURN_IN * len(items) / 2)
+        for a, b in balanced_pairs(n_items=len(items), n_pairs=n_pairs, rng=rng):
+            a_wins = truth[a] + rng.normal() >= truth[b] + rng.normal()
+            posterior.update(winner=a if a_wins else b, loser=b if a_wins else a)
+        pairwise._store(row, posterior)  # the same encoding the answers' updates read and write
+        row.save()
+
+
+def latent(image_url: str) -> float:
+    """The bench respondent's true value of an image (Thurstone scale, SD 1), fixed by its URL."""
+    return random.Random(urlparse(image_url).path).gauss(0.0, 1.0)
+
+
+def form_answers(page, rng: random.Random) -> dict[str, str]:
+    """What a participant posts back from `page` (read by `study.bots.read_page`)."""
+    data = dict(page.hidden)
+    if page.step == "consent":
+        data["choice"] = "agree"
+    elif page.step == "trials" and page.pair_images:
+        name = page.dimensions[0]["data-dimension"]
+        left, right = (latent(page.pair_images[side]) + rng.gauss(0.0, 1.0) for side in ("left", "right"))
+        side = page.instructed_side or ("left" if left >= right else "right")
+        data.update({name: side, f"rt_ms_{name}": "900", "rt_ms": "900"})
+    elif page.step == "trials":
+        for d in page.dimensions:
+            data[d["data-dimension"]] = str(rng.randint(int(d["data-min"]), int(d["data-max"])))
+            data[f"rt_ms_{d['data-dimension']}"] = "900"
+        if page.instructed is not None:
+            data[page.dimensions[0]["data-dimension"]] = str(page.instructed)
+        data["rt_ms"] = "900"
+    elif page.step == "questionnaire":
+        data.update({name: options[0] for name, options in page.radios.items()})
+    elif page.step != "instructions":
+        raise RuntimeError(f"unexpected page {page.step!r}")
+    return data
 
 
 # ---- the participant: a lean keep-alive HTTP client that walks the forms -------------------------------------------
@@ -190,13 +279,22 @@ class Participant:
         self.conn = http.client.HTTPConnection(host, port, timeout=60)
         self.cookies: dict[str, str] = {}
         self.rng = rng
+        self.reconnects = 0
 
     def request(self, method: str, url: str, body: str | None = None) -> tuple[int, str, str]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, url, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, url, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # gunicorn closes keep-alive connections idle for 2 s, which a starved load thread can reach; resend on
+            # a new connection as browsers do (safe here: an answer is stored once, a repeat is redirected on).
+            self.conn.close()
+            self.reconnects += 1
+            self.conn.request(method, url, body=body, headers=headers)
+            response = self.conn.getresponse()
         text = response.read().decode()
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
@@ -217,20 +315,10 @@ class Participant:
             page = read_page(text)
             if page.step == "done":
                 return True
-            data = dict(page.hidden)
-            if page.step == "consent":
-                data["choice"] = "agree"
-            elif page.step == "trials":
-                for d in page.dimensions:
-                    data[d["data-dimension"]] = str(self.rng.randint(int(d["data-min"]), int(d["data-max"])))
-                    data[f"rt_ms_{d['data-dimension']}"] = "900"
-                if page.instructed is not None:
-                    data[page.dimensions[0]["data-dimension"]] = str(page.instructed)
-                data["rt_ms"] = "900"
-            elif page.step == "questionnaire":
-                data.update({name: options[0] for name, options in page.radios.items()})
-            elif page.step != "instructions":
-                raise RuntimeError(f"unexpected page {page.step!r} (HTTP {status}) at {url}")
+            try:
+                data = form_answers(page, self.rng)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc} (HTTP {status}) at {url}") from None
             started = time.perf_counter()
             status, url, _ = self.request("POST", page.action or url, urlencode(data))
             if status != 303:
@@ -240,19 +328,23 @@ class Participant:
         return False
 
 
-def load_process(*, host: str, port: int, slug: str, threads: int, seconds: float, seed: int, queue) -> None:
+def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, seconds: float, seed: int, queue) -> None:
     """One generator process: `threads` participants in a closed loop until the time is up."""
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
-    completed = [0]
+    completed: list[bool] = []  # one entry per walk (list.append is atomic; `x[0] += walk()` lost updates)
     errors: list[str] = []
+    reconnects: list[int] = []
 
     def loop(t: int) -> None:
         n = 0
         while time.monotonic() < deadline:
             rng = random.Random(seed * 1000 + t * 100000 + n)
             try:
-                completed[0] += Participant(host, port, rng).walk(slug, f"p{seed}x{t}x{n}", deadline, latencies)
+                pid = f"{tag}{seed}x{t}x{n}"  # distinct from the warm-up's, which would be resumed, not started
+                participant = Participant(host, port, rng)
+                completed.append(participant.walk(slug, pid, deadline, latencies))
+                reconnects.append(participant.reconnects)
             except Exception as exc:  # noqa: BLE001 - reported, and the bench fails on it
                 errors.append(repr(exc))
                 return
@@ -263,10 +355,12 @@ def load_process(*, host: str, port: int, slug: str, threads: int, seconds: floa
         thread.start()
     for thread in pool:
         thread.join()
-    queue.put((latencies, completed[0], errors))
+    queue.put((latencies, sum(completed), errors, sum(reconnects)))
 
 
-def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) -> tuple[list[float], int, list[str]]:
+def run_level(
+    *, host: str, port: int, slug: str, tag: str, level: int, seconds: float
+) -> tuple[list[float], int, list[str], int]:
     processes = min(level, 4)
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
@@ -278,6 +372,7 @@ def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) ->
                 "host": host,
                 "port": port,
                 "slug": slug,
+                "tag": tag,
                 "threads": n,
                 "seconds": seconds,
                 "seed": i,
@@ -292,7 +387,7 @@ def run_level(*, host: str, port: int, slug: str, level: int, seconds: float) ->
     for p in procs:
         p.join()
     latencies = [v for r in results for v in r[0]]
-    return latencies, sum(r[1] for r in results), [e for r in results for e in r[2]]
+    return latencies, sum(r[1] for r in results), [e for r in results for e in r[2]], sum(r[3] for r in results)
 
 
 def queries_per_submission(study) -> tuple[float, dict[str, int]]:
@@ -318,17 +413,7 @@ def queries_per_submission(study) -> tuple[float, dict[str, int]]:
         page = read_page(text)
         if page.step == "done":
             break
-        data = dict(page.hidden)
-        if page.step == "consent":
-            data["choice"] = "agree"
-        elif page.step == "trials":
-            for d in page.dimensions:
-                data[d["data-dimension"]] = str(rng.randint(int(d["data-min"]), int(d["data-max"])))
-            if page.instructed is not None:
-                data[page.dimensions[0]["data-dimension"]] = str(page.instructed)
-            data["rt_ms"] = "900"
-        elif page.step == "questionnaire":
-            data.update({name: options[0] for name, options in page.radios.items()})
+        data = form_answers(page, rng)
         with CaptureQueriesContext(connection) as post_log:
             response = client.post(page.action or url, data)
         with CaptureQueriesContext(connection) as get_log:
@@ -349,7 +434,20 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--task", choices=["rating", "pairwise", "both"], default="both", help="studies to serve")
+    parser.add_argument(
+        "--designs",
+        nargs="+",
+        choices=["random", "balanced", "adaptive"],
+        default=["random", "adaptive"],
+        help="pair designs, one pairwise study each",
+    )
+    parser.add_argument("--pair-stimuli", type=int, default=60, help="stimuli of the pairwise studies")
+    parser.add_argument("--pairs", type=int, default=20, help="pairs per participant (one dimension)")
     args = parser.parse_args()
+    kinds = [StudyKind(task="rating")] if args.task in ("rating", "both") else []
+    if args.task in ("pairwise", "both"):
+        kinds += [StudyKind(task="pairwise", design=d) for d in dict.fromkeys(args.designs)]
     if not args.pg and not shutil.which("pg_createcluster"):
         raise SystemExit("error: pg_createcluster not found: pass --pg postgres://USER@HOST:PORT to use a server")
 
@@ -383,8 +481,18 @@ def main() -> None:
         from django.db import connections
 
         stack.callback(connections.close_all)
-        stimulus_set = make_stimuli()
-        q_per_submission, q_pages = queries_per_submission(make_study("bench-queries", stimulus_set))
+        stimulus_sets = {
+            task: make_stimuli(n)
+            for task, n in (("rating", 48), ("pairwise", args.pair_stimuli))
+            if any(k.task == task for k in kinds)
+        }
+
+        def new_study(kind: StudyKind, slug: str):
+            return make_study(slug=slug, kind=kind, stimulus_set=stimulus_sets[kind.task], pairs=args.pairs)
+
+        queries = {
+            kind: queries_per_submission(new_study(kind, f"queries-{kind.label}".replace(" ", "-"))) for kind in kinds
+        }
         connections.close_all()
 
         port = free_port()
@@ -405,7 +513,7 @@ def main() -> None:
                 "--log-level",
                 "warning",
                 # The workers' heartbeat file on tmpfs, as docker/entrypoint.sh does: on a disk it costs a metadata
-                # write per event-loop turn.
+                # write per event-loop turn, and under PostgreSQL's fsyncs it once stalled past gunicorn's timeout.
                 *(["--worker-tmp-dir", "/dev/shm"] if Path("/dev/shm").is_dir() else []),
             ],
             cwd=ROOT,
@@ -423,37 +531,14 @@ def main() -> None:
         else:
             raise SystemExit("gunicorn did not start")
 
-        rows = []
-        for level in args.levels:
-            study = make_study(f"bench-{level}", stimulus_set)
-            # A short warm-up so every worker has loaded its code and opened its connection.
-            run_level(host="127.0.0.1", port=port, slug=study.slug, level=min(level, args.workers * 2), seconds=2)
-            cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
-            started = time.perf_counter()
-            latencies, completed, errors = run_level(
-                host="127.0.0.1", port=port, slug=study.slug, level=level, seconds=args.seconds
-            )
-            wall = time.perf_counter() - started
-            web = tree_cpu_seconds(server.pid) - cpu_web
-            dbs = tree_cpu_seconds(postmaster) - cpu_db
-            if errors:
-                raise SystemExit(f"error: {len(errors)} participant(s) failed, e.g. {errors[0]}")
-            n = len(latencies)
-            rss = max(peak_rss_mb(w) for w in children(server.pid))
-            rows.append(
-                (
-                    level,
-                    completed,
-                    n,
-                    n / wall,
-                    statistics.median(latencies),
-                    sorted(latencies)[min(n - 1, round(0.99 * (n - 1)))],
-                    1000 * web / n,
-                    1000 * dbs / n,
-                    1000 * (web + dbs) / n,
-                    rss,
+        rows: dict[tuple[StudyKind, int], tuple] = {}  # (study, position in --levels): a level may repeat
+        for i, level in enumerate(args.levels):
+            for kind in kinds:  # the studies take turns at each level, so drift on a shared machine hits them alike
+                study = new_study(kind, f"bench-{i}-{level}-{kind.label}".replace(" ", "-"))
+                connections.close_all()
+                rows[kind, i] = measure(
+                    server=server, postmaster=postmaster, port=port, slug=study.slug, level=level, args=args
                 )
-            )
 
         print(
             f"\nparticipant submissions over HTTP (POST + redirected GET), zero think time; gunicorn gthread "
@@ -461,15 +546,62 @@ def main() -> None:
             f"{os.cpu_count()} CPUs shared with the load generator, {args.seconds:.0f} s per level"
         )
         print(
-            f"{'at once':>7} {'completed':>9} {'submits':>8} {'submits/s':>9} {'median ms':>9} {'p99 ms':>8} "
-            f"{'web ms/sub':>10} {'db ms/sub':>9} {'server ms/sub':>13} {'queries/sub':>11} {'worker RSS MB':>13}"
+            f"{'study':<15} {'at once':>7} {'completed':>9} {'submits':>8} {'submits/s':>9} {'median ms':>9} "
+            f"{'p99 ms':>8} {'web ms/sub':>10} {'db ms/sub':>9} {'server ms/sub':>13} {'queries/sub':>11} "
+            f"{'worker RSS MB':>13}"
         )
-        for level, completed, n, rate, median, p99, web, dbs, both, rss in rows:
-            print(
-                f"{level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} {web:>10.2f} "
-                f"{dbs:>9.2f} {both:>13.2f} {q_per_submission:>11.1f} {rss:>13.0f}"
+        for kind in kinds:
+            for i, level in enumerate(args.levels):
+                completed, n, rate, median, p99, web, dbs, both, rss = rows[kind, i]
+                print(
+                    f"{kind.label:<15} {level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} "
+                    f"{web:>10.2f} {dbs:>9.2f} {both:>13.2f} {queries[kind][0]:>11.1f} {rss:>13.0f}"
+                )
+        adaptive = StudyKind(task="pairwise", design="adaptive")
+        others = [k for k in kinds if k.task == "pairwise" and k != adaptive] if adaptive in kinds else []
+        print()
+        for other in others:  # what adaptive pair selection adds per submission at the same load
+            extra = ", ".join(
+                f"{level} at once {rows[adaptive, i][7] - rows[other, i][7]:+.2f} ms"
+                for i, level in enumerate(args.levels)
             )
-        print("\nqueries per page (max over the walk): " + ", ".join(f"{k} {v}" for k, v in q_pages.items()))
+            print(f"adaptive minus {other.design}, server ms per submission: {extra}")
+        print("\nqueries per page (max over the walk):")
+        for kind in kinds:
+            print(f"  {kind.label}: " + ", ".join(f"{k} {v}" for k, v in queries[kind][1].items()))
+
+
+def measure(
+    *, server: subprocess.Popen, postmaster: int, port: int, slug: str, level: int, args: argparse.Namespace
+) -> tuple:
+    """One level against one study: (completed, submissions, per s, median, p99, web, db, server ms, RSS MB)."""
+    # A short warm-up so every worker has loaded its code and opened its connection.
+    run_level(host="127.0.0.1", port=port, slug=slug, tag="w", level=min(level, args.workers * 2), seconds=2)
+    cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
+    started = time.perf_counter()
+    latencies, completed, errors, reconnects = run_level(
+        host="127.0.0.1", port=port, slug=slug, tag="p", level=level, seconds=args.seconds
+    )
+    wall = time.perf_counter() - started
+    web = tree_cpu_seconds(server.pid) - cpu_web
+    dbs = tree_cpu_seconds(postmaster) - cpu_db
+    if errors:
+        raise SystemExit(f"error: {len(errors)} participant(s) failed, e.g. {errors[0]}")
+    if reconnects:
+        print(f"{slug}: {reconnects} request(s) resent on a new connection (keep-alive closed by the server)")
+    n = len(latencies)
+    rss = max(peak_rss_mb(w) for w in children(server.pid))
+    return (
+        completed,
+        n,
+        n / wall,
+        statistics.median(latencies),
+        sorted(latencies)[min(n - 1, round(0.99 * (n - 1)))],
+        1000 * web / n,
+        1000 * dbs / n,
+        1000 * (web + dbs) / n,
+        rss,
+    )
 
 
 if __name__ == "__main__":
