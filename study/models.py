@@ -348,8 +348,8 @@ class Choice(models.Model):
 class PairPosterior(models.Model):
     """The adaptive design's shared Gaussian belief about one dimension's scale (see analysis.pairs).
 
-    Updated inside each answer's transaction under this row's lock, so concurrent answers are applied one after
-    another and none is lost; `n_updates` counts them.
+    Caught up under this row's lock whenever it is read for new pairs (study.pairwise.posterior_catch_up): the
+    answers stored since are applied in storage order, each exactly once; `n_updates` counts them.
     """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pair_posteriors")

@@ -13,11 +13,15 @@ wires them to the database:
   participants hold but have not answered yet folded in by their expected update, so people who arrive at the
   same time get complementary pairs (one batch per participant, chosen at consent).
 * **Answers**: the same compare-and-set on (step, position) as rating trials, then one `Choice` per
-  (trial, dimension) (a unique constraint). For adaptive studies the answer's transaction then locks the
-  dimension's `PairPosterior` row (`SELECT ... FOR UPDATE`; SQLite's write lock is already held by the
-  compare-and-set) and applies the O(n^2) ADF update, so concurrent answers are applied one at a time and none
-  is lost; `Choice.posterior_seq` records the order, so the posterior can be replayed exactly
-  (`posterior_rebuild`). Lock order is always participant row, then posterior row: no deadlocks.
+  (trial, dimension) (a unique constraint). An answer does not touch the posterior: an earlier version updated
+  it in the answer's transaction under the posterior row's lock, and at 50 participants with zero think time
+  every answer queued on that one row (bench/study.py --task pairwise: adaptive cost 4-13 ms more per
+  submission than random pairs and halved the throughput).
+* **The posterior catches up when it is read** (`posterior_catch_up`): the next consent, which draws pairs from
+  it and already holds the study row's lock, first applies every answer not applied yet, in the order they were
+  stored, under the posterior row's lock, and numbers them (`Choice.posterior_seq`), so `posterior_rebuild`
+  replays them exactly. Each answer is applied exactly once, O(n^2) each (well under a millisecond at a few
+  hundred stimuli), and no answer request waits for another.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def posterior_get_or_create(*, study: Study, dimension: RatingDimension, items: 
     """The dimension's posterior row; a prior over `items` when there is none, rebuilt if the pool changed."""
     row = PairPosterior.objects.filter(study=study, dimension=dimension).first()
     if row is not None and list(row.items) == list(items):
-        return row
+        return posterior_catch_up(study=study, dimension=dimension)
     if row is not None:
         # The stimulus pool changed (conditions or sets edited with --force): replay the answers on the new pool.
         return posterior_rebuild(study=study, dimension=dimension, items=items)
@@ -97,12 +101,7 @@ def posterior_rebuild(*, study: Study, dimension: RatingDimension, items: Sequen
         index = {pk: i for i, pk in enumerate(items)}
         posterior = ScalePosterior.prior(n_items=len(items), prior_sd=row.prior_sd)
         answers = (
-            Choice.objects.filter(
-                trial__participant__study=study,
-                dimension=dimension,
-                trial__kind=Trial.Kind.RATING,
-                trial__participant__is_pilot=False,
-            )
+            _adaptive_answers(study=study, dimension=dimension)
             .order_by(F("posterior_seq").asc(nulls_last=True), "pk")
             .values_list("pk", "side", "trial__stimulus_id", "trial__stimulus_right_id")
         )
@@ -128,21 +127,46 @@ def _apply(posterior: ScalePosterior, side: str, left: int, right: int) -> None:
         posterior.update_tie(a=left, b=right)
 
 
-def _posterior_update(*, study_id: int, dimension_id: int, side: str, left_id: int, right_id: int) -> int | None:
-    """Apply one answer under the posterior row's lock; returns its sequence number (None: no posterior)."""
-    row = PairPosterior.objects.select_for_update().filter(study_id=study_id, dimension_id=dimension_id).first()
-    if row is None:
-        return None
-    index = {pk: i for i, pk in enumerate(row.items)}
-    if left_id not in index or right_id not in index:
-        return None
-    posterior = _to_posterior(row)
-    _apply(posterior, side, index[left_id], index[right_id])
-    _store(row, posterior)
-    PairPosterior.objects.filter(pk=row.pk).update(
-        mu=row.mu, cov=row.cov, n_updates=row.n_updates, updated_at=timezone.now()
+def _adaptive_answers(*, study: Study, dimension: RatingDimension):
+    """What the posterior learns from: adaptive main pairs (no practice or attention pairs) of counted participants."""
+    return Choice.objects.filter(
+        trial__participant__study=study,
+        dimension=dimension,
+        trial__kind=Trial.Kind.RATING,
+        trial__pair_source=Study.PairDesign.ADAPTIVE,
+        trial__participant__is_pilot=False,
     )
-    return row.n_updates
+
+
+def posterior_catch_up(*, study: Study, dimension: RatingDimension) -> PairPosterior | None:
+    """Apply the answers stored since the posterior was last read, in storage order, each exactly once.
+
+    Under the posterior row's lock (two catch-ups, or a catch-up and a rebuild, run one after the other); an
+    answer committed while this runs is applied by the next one. Returns the row (None: no posterior yet).
+    """
+    with transaction.atomic():
+        row = PairPosterior.objects.select_for_update().filter(study=study, dimension=dimension).first()
+        if row is None:
+            return None
+        new = list(
+            _adaptive_answers(study=study, dimension=dimension)
+            .filter(posterior_seq=None)
+            .order_by("pk")
+            .values_list("pk", "side", "trial__stimulus_id", "trial__stimulus_right_id")
+        )
+        if not new:
+            return row
+        index = {pk: i for i, pk in enumerate(row.items)}
+        posterior = _to_posterior(row)
+        numbered = []
+        for pk, side, left, right in new:
+            if left in index and right in index:  # a stimulus since removed from the pool teaches nothing
+                _apply(posterior, side, index[left], index[right])
+                numbered.append(Choice(pk=pk, posterior_seq=posterior.n_updates))
+        _store(row, posterior)
+        row.save(update_fields=["mu", "cov", "n_updates", "updated_at"])
+        Choice.objects.bulk_update(numbered, ["posterior_seq"], batch_size=500)
+    return row
 
 
 # ---- assignment ------------------------------------------------------------------------------------------
@@ -325,9 +349,6 @@ def pair_answer(
     passed = None
     if trial.kind == Trial.Kind.ATTENTION:
         passed = sides[trial.dimensions[0]] == ATTENTION_SIDES[trial.expected_value or 0]
-    adaptive = (
-        trial.kind == Trial.Kind.RATING and trial.pair_source == Study.PairDesign.ADAPTIVE and not participant.is_pilot
-    )
     now = timezone.now()
     with transaction.atomic():
         moved = Participant.objects.filter(
@@ -347,26 +368,20 @@ def pair_answer(
         Trial.objects.filter(pk=trial.pk).update(
             answered_at=now, rt_ms=rt_ms, attention_passed=passed, shown_at=trial.shown_at or now
         )
-        # The posterior row's lock is taken last, so it is held only for the update and the commit.
-        for name, side in sides.items():
-            seq = None
-            if adaptive:
-                seq = _posterior_update(
-                    study_id=study.pk,
-                    dimension_id=dimensions[name].pk,
+        # The adaptive posterior learns these at the next consent (posterior_catch_up), not here.
+        Choice.objects.bulk_create(
+            [
+                Choice(
+                    trial=trial,
+                    dimension=dimensions[name],
                     side=side,
-                    left_id=trial.stimulus_id,
-                    right_id=trial.stimulus_right_id,
+                    chosen_id=chosen[side],
+                    rt_ms=rt_by_dimension.get(name, rt_ms),
+                    created_at=now,
                 )
-            Choice.objects.create(
-                trial=trial,
-                dimension=dimensions[name],
-                side=side,
-                chosen_id=chosen[side],
-                rt_ms=rt_by_dimension.get(name, rt_ms),
-                posterior_seq=seq,
-                created_at=now,
-            )
+                for name, side in sides.items()
+            ]
+        )
     return PairOutcome(recorded=True, screened_out=screened_out)
 
 

@@ -50,7 +50,8 @@ def test_simultaneous_double_submit_stores_one_choice_and_one_update():
     data = {"step": "trials", "trial": 0, "artistry": "left", "rt_ms": 700}
     assert _in_threads(6, lambda i: tabs[i].post(url, data).status_code) == [303] * 6
     assert Choice.objects.count() == 1
-    assert PairPosterior.objects.get(study=study).n_updates == 1
+    row = PairPosterior.objects.get(study=study)
+    assert pairwise.posterior_catch_up(study=study, dimension=row.dimension).n_updates == 1
     assert Participant.objects.get(study=study).position == 1
 
 
@@ -79,6 +80,18 @@ def test_concurrent_participants_update_the_adaptive_posterior_without_losing_an
 
     answered = sum(_in_threads(n, answer_all))
     assert answered == n * 6
+    # The posterior learns the answers at the next read, racing with late arrivals' consents: each once.
+    late = [Client() for _ in range(3)]
+    late_urls = [enter(c, study, f"late{i}") for i, c in enumerate(late)]
+    dimension = PairPosterior.objects.get(study=study).dimension
+
+    def consent_or_catch_up(i: int) -> int:
+        if i < len(late):
+            return post_step(late[i], late_urls[i], "consent", choice="agree").status_code
+        pairwise.posterior_catch_up(study=study, dimension=dimension)
+        return 303
+
+    assert _in_threads(len(late) + 2, consent_or_catch_up) == [303] * (len(late) + 2)
     row = PairPosterior.objects.get(study=study)
     assert row.n_updates == answered == Choice.objects.count()
     seqs = sorted(Choice.objects.values_list("posterior_seq", flat=True))
