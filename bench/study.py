@@ -15,16 +15,16 @@ loopback only.
 
 Studies (`--task`): *rating*, 48 stimuli, 12 rated + 2 practice + 2 attention trials on the two default dimensions
 (19 submissions per participant with consent, instructions and questionnaire); *pairwise*, one study per
-`--designs` entry (random, balanced, adaptive), 60 stimuli (`--pair-stimuli`), one dimension, 20 pairs
-(`--pairs`) + 2 practice + 2 attention pairs (27 submissions). One dimension is the adaptive design's worst
-case: every answer updates the same posterior row under its lock. The adaptive study's posterior starts past the
-balanced burn-in (`analysis.pairs.ADAPTIVE_BURN_IN` comparisons per stimulus, applied in-process before the
-level), so every participant's pairs are chosen adaptively, as in a study that has run a while. Pair pages are
-answered by a Thurstone respondent (a fixed latent value per image URL plus noise; attention pairs as
-instructed). The studies take turns within each level, so drift on a shared machine hits them alike (a level may be
-repeated, `--levels 50 50 50`, to see the spread); the line under the table gives the adaptive design's extra
-server CPU per submission over each other design at each level, which is what adaptive pair selection (assignment
-at consent, posterior update on every answer) adds. Short levels overweight consent, the expensive step of the
+`--designs` entry (random, balanced, adaptive), 60 stimuli (`--pair-stimuli`), one dimension, 20 pairs (`--pairs`)
++ 2 practice + 2 attention pairs (27 submissions). One dimension is the adaptive design's worst case: every consent
+catches up the same posterior row with all answers since. The adaptive study's posterior starts past the balanced
+burn-in (`analysis.pairs.ADAPTIVE_BURN_IN` comparisons per stimulus, applied in-process before the level), so every
+participant's pairs are chosen adaptively, as in a study that has run a while. Pair pages are answered by a
+Thurstone respondent (a fixed latent value per image URL plus noise; attention pairs as instructed). The studies
+take turns within each level, so drift on a shared machine hits them alike (a level may be repeated, `--levels 50
+50 50`, to see the spread); the line under the table gives the adaptive design's extra server CPU per submission
+over each other design at each level, which is what adaptive pair selection (assignment at consent, after the
+posterior caught up with the answers stored since) adds. Short levels overweight consent, the expensive step of the
 adaptive design: every participant starts at once and at 50 few finish a 27-submission walk in 15 s.
 """
 
@@ -234,7 +234,7 @@ def start_past_burn_in(study) -> None:
         for a, b in balanced_pairs(n_items=len(items), n_pairs=n_pairs, rng=rng):
             a_wins = truth[a] + rng.normal() >= truth[b] + rng.normal()
             posterior.update(winner=a if a_wins else b, loser=b if a_wins else a)
-        pairwise._store(row, posterior)  # the same encoding the answers' updates read and write
+        pairwise._store(row, posterior)  # the same encoding the catch-ups read and write
         row.save()
 
 
