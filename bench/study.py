@@ -571,12 +571,28 @@ def main() -> None:
             print(f"  {kind.label}: " + ", ".join(f"{k} {v}" for k, v in queries[kind][1].items()))
 
 
+def release_walked_away(*, slug: str) -> None:
+    """Release the participants earlier levels and the warm-up left mid-walk, as `time_limit_minutes` would.
+
+    Otherwise every level starts with up to 50 phantom participants whose unanswered pairs the balanced and
+    adaptive designs keep counting as pending, and each level of a pairwise study pays more at consent than the last.
+    """
+    from django.db import connections
+
+    from study.models import Participant
+    from study.services import participants_release
+
+    participants_release(participants=Participant.objects.filter(study__slug=slug))
+    connections.close_all()
+
+
 def measure(
     *, server: subprocess.Popen, postmaster: int, port: int, slug: str, level: int, args: argparse.Namespace
 ) -> tuple:
     """One level against one study: (completed, submissions, per s, median, p99, web, db, server ms, RSS MB)."""
     # A short warm-up so every worker has loaded its code and opened its connection.
     run_level(host="127.0.0.1", port=port, slug=slug, tag="w", level=min(level, args.workers * 2), seconds=2)
+    release_walked_away(slug=slug)
     cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
     started = time.perf_counter()
     latencies, completed, errors, reconnects = run_level(
