@@ -5,10 +5,10 @@ together) against a throw-away PostgreSQL database, for an adaptive and a balanc
 stimuli, and reports per answer:
 
 * the adaptive posterior update (`study.pairwise.posterior_catch_up`: row lock, decode, O(n^2) ADF update per
-  answer not applied yet, write), which runs at the next consent, not in the answer request: here once after all
-  answers, as CPU time of the thread (`time.thread_time`) and wall time, divided by the answers it applied;
-* the pair selection at assignment (`plan_pair_trials`, once per participant), CPU per participant and spread
-  over that participant's answers;
+  answer not applied yet, write), which runs at each consent, not in the answer request, and once more after all
+  answers: its CPU time (`time.thread_time`) and wall time over all calls, divided by the answers (all applied);
+* the pair selection at assignment (`plan_pair_trials`, once per participant, including the catch-up it starts
+  with), CPU per participant and spread over that participant's answers;
 * the whole answer request (view + services + SQL client side), CPU per answer, adaptive vs balanced: the
   difference is what the adaptive design adds to serving an answer.
 
@@ -93,7 +93,7 @@ def run_study(*, stimulus_set, design: str, participants: int, pairs: int) -> di
     from django.test import Client
 
     from study import pairwise
-    from study.models import Participant, RatingDimension, Study
+    from study.models import Choice, Participant, RatingDimension, Study
 
     study = Study.objects.create(
         slug=f"bench-{design}-{stimulus_set.pk}",
@@ -121,6 +121,7 @@ def run_study(*, stimulus_set, design: str, participants: int, pairs: int) -> di
         try:
             client = Client()
             response = client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": f"bench{i}"})
+            assert response.status_code == 303, (response.status_code, response.content[:300])
             url = response["Location"]
             barrier.wait(timeout=120)
             client.post(url, {"step": "consent", "choice": "agree"})
@@ -151,10 +152,11 @@ def run_study(*, stimulus_set, design: str, participants: int, pairs: int) -> di
         t.join()
     elapsed = time.perf_counter() - started
     if design == "adaptive":  # what the next consent would do first: apply every answer stored since
-        update.cpu.clear()
-        update.wall.clear()
         for dimension in study.dimensions.all():
             pairwise.posterior_catch_up(study=study, dimension=dimension)
+        applied = Choice.objects.filter(trial__participant__study=study).exclude(posterior_seq=None).count()
+        if applied != len(request_cpu):
+            raise SystemExit(f"error: the posterior holds {applied} of {len(request_cpu)} answers")
     update.restore()
     select.restore()
     if errors:
@@ -194,6 +196,7 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base"),
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",
+            "RATELIMIT_ENABLE": "false",  # every participant comes from the same test client address
         }
     )
     try:
