@@ -770,9 +770,10 @@ def main() -> int:
             import django
 
             django.setup()
-            from bench.study import make_stimuli, make_study
+            from bench.study import StudyKind, make_stimuli, make_study
 
-            stimulus_set = make_stimuli()
+            stimulus_set = make_stimuli(48)
+            rating = StudyKind(task="rating")
             port = free_port(args.port)
             base = f"http://127.0.0.1:{port}"
             server = start_gunicorn(env=env, port=port, workers=args.workers, log_path=log_path)
@@ -780,7 +781,7 @@ def main() -> int:
             ok = True
 
             if args.fuzz:
-                study = make_study("fuzz", stimulus_set)
+                study = make_study(slug="fuzz", kind=rating, stimulus_set=stimulus_set, pairs=0)
                 started = time.perf_counter()
                 result = fuzz(base_url=base, study=study, n=args.fuzz, seed=args.seed)
                 logged = log_tracebacks(log_path.read_text(errors="replace"))
@@ -799,7 +800,7 @@ def main() -> int:
             if not args.participants:
                 print("\nPASS" if ok else "\nFAIL")
                 return 0 if ok else 1
-            study = make_study("faults", stimulus_set)
+            study = make_study(slug="faults", kind=rating, stimulus_set=stimulus_set, pairs=0)
             trials = study.trials_per_participant + study.practice_trials + study.attention_checks
             expected_ratings = args.participants * trials
             rng = random.Random(args.seed)
