@@ -18,7 +18,6 @@ stimuli, and reports per answer:
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import secrets
 import statistics
@@ -37,30 +36,6 @@ def admin_sql(pg: str, sql: str) -> None:
 
     with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
         conn.execute(sql)
-
-
-def make_stimuli(n: int):
-    from django.core.files.base import ContentFile
-    from PIL import Image
-
-    from generation.models import Stimulus, StimulusSet
-
-    stimulus_set = StimulusSet.objects.create(name=f"bench-pairs-{n}", untrained=True)
-    for i in range(n):
-        buffer = io.BytesIO()
-        Image.new("RGB", (32, 32), (i * 7 % 256, 80, 120)).save(buffer, format="PNG")
-        condition = ["baseline", "artistic-0.5", "artistic-1.0", "symbolic"][i % 4]
-        s = Stimulus(
-            stimulus_set=stimulus_set,
-            condition=condition,
-            class_index=i // 8,
-            seed=i,
-            epsilon=0.5,
-            recipe_id=f"bench-{n}-{i}",
-        )
-        s.image.save(f"{secrets.token_urlsafe(12)}.png", ContentFile(buffer.getvalue()), save=False)
-        s.save()
-    return stimulus_set
 
 
 class Timer:
@@ -207,6 +182,8 @@ def main() -> None:
         from django.core.management import call_command
         from django.test.utils import setup_test_environment
 
+        from bench.study import make_stimuli
+
         setup_test_environment()  # the test client's in-memory request handling, as the tests use
         settings.ALLOWED_HOSTS = ["*"]
         settings.MEDIA_ROOT = media
@@ -221,7 +198,7 @@ def main() -> None:
         )
         print(header)
         for n in args.stimuli:
-            stimulus_set = make_stimuli(n)
+            stimulus_set = make_stimuli(n)  # bench/study.py's, the serving bench's stimuli
             for design in ("balanced", "adaptive"):
                 r = run_study(
                     stimulus_set=stimulus_set, design=design, participants=args.participants, pairs=args.pairs
