@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
-PARTICIPANT_PREFIX = "/s/"  # study/urls.py: every participant URL starts here
+from study.request_guard import PARTICIPANT_PREFIX  # every participant URL starts here (study/urls.py)
 
 
 class ParticipantHandler(WSGIHandler):
