@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 
 from analysis.schema import DESCRIPTOR_COLUMNS, EXPORT_COLUMNS, SCHEMA_VERSION, recipe_columns, typed_frame
 from generation.models import Stimulus
+from study.caching import BoundedCache
 from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, Trial
 
 if TYPE_CHECKING:
@@ -223,32 +224,21 @@ def study_links(*, study: Study, base_url: str = "http://127.0.0.1:8000") -> dic
 # it), which bump `Study.updated_at`: that timestamp is part of every cache key, so a change invalidates explicitly.
 
 
-def participant_page_state(*, slug: str, public_id: str, stamp_shown_at=None) -> Participant | None:
+def participant_page_state(
+    *, slug: str, public_id: str, stamp_shown_at=None, neighbours: bool = True
+) -> Participant | None:
     """The participant with its study and previous, current and next trial: one precompiled statement.
 
-    With `stamp_shown_at`, the same statement also stamps the current rating trial as shown (see study.fastpath).
+    With `stamp_shown_at`, the same statement also stamps the current rating trial as shown; `neighbours=False`
+    reads only the current trial, for an answer (see study.fastpath).
     """
     from study.fastpath import participant_page_state as read_state
 
-    return read_state(slug=slug, public_id=public_id, stamp_shown_at=stamp_shown_at)
+    return read_state(slug=slug, public_id=public_id, stamp_shown_at=stamp_shown_at, neighbours=neighbours)
 
 
-class _BoundedCache(dict):
-    """A dict that forgets everything when it grows past `limit` entries (keys are cheap to recompute)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def put(self, key, value):
-        if len(self) >= self.limit:
-            self.clear()
-        self[key] = value
-        return value
-
-
-_DIMENSIONS = _BoundedCache(256)
-_SCALES_HTML = _BoundedCache(1024)
+_DIMENSIONS = BoundedCache(256)
+_SCALES_HTML = BoundedCache(1024)
 
 
 def _study_key(study: Study) -> tuple[int, str]:
