@@ -7,18 +7,22 @@ land on the current step. Every POST names the step it answers; a stale one is r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.http import http_date
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from study import selectors, services, throttle
+from study.caching import BoundedCache
 from study.counts import participant_counts
 from study.error_pages import error_page
 from study.forms import QuestionnaireForm
@@ -54,13 +58,52 @@ COOKIE_SALT = "study.participant"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 
 
+NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"  # what add_never_cache_headers writes
+
+
+def never_cache(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's never_cache with its two headers written directly (its header parsing showed in the profile).
+
+    A response that already has either header goes through Django's add_never_cache_headers, which merges.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if "Cache-Control" in response or "Expires" in response:
+            add_never_cache_headers(response)
+        else:
+            response.headers["Expires"] = http_date()
+            response.headers["Cache-Control"] = NEVER_CACHE
+        return response
+
+    return wrapper
+
+
 def _cookie_name(slug: str) -> str:
     return f"study-{slug}"
 
 
+# Verified cookies and page-URL prefixes, per process: every request of a participant presents the same signed cookie
+# and redirects to the same URL, and checking the HMAC or reversing the URL each time was a measurable share of a
+# submission's CPU (bench/study.py). Only what passed verification is remembered; the key is the whole cookie.
+_VERIFIED_COOKIES = BoundedCache(16384)
+_PAGE_URL_HEADS = BoundedCache(1024)
+
+
 def _bound_participant_id(request: HttpRequest, slug: str) -> str:
     """The participant this browser belongs to: a signed cookie (no session row to read on every request)."""
-    return request.get_signed_cookie(_cookie_name(slug), default="", salt=COOKIE_SALT)
+    name = _cookie_name(slug)
+    raw = request.COOKIES.get(name)
+    if not raw:
+        return ""
+    key = (name, raw)
+    value = _VERIFIED_COOKIES.get(key)
+    if value is None:
+        value = request.get_signed_cookie(name, default="", salt=COOKIE_SALT)
+        if value:
+            _VERIFIED_COOKIES.put(key, value)
+    return value
 
 
 def _error(request: HttpRequest, status: int, message: str = "") -> HttpResponse:
@@ -84,7 +127,14 @@ def _unavailable(request: HttpRequest, study: Study, reason: str) -> HttpRespons
 
 
 def _page_url(participant: Participant) -> str:
-    return reverse("study:page", kwargs={"slug": participant.study.slug, "participant_id": participant.public_id})
+    slug = participant.study.slug
+    key = (get_script_prefix(), slug)
+    head = _PAGE_URL_HEADS.get(key)
+    if head is None:  # the URL pattern stays the one owner of the URL: reverse it once per study and prefix
+        probe = reverse("study:page", kwargs={"slug": slug, "participant_id": "0"})
+        assert probe.endswith("/0/"), probe
+        head = _PAGE_URL_HEADS.put(key, probe[:-2])
+    return f"{head}{participant.public_id}/"
 
 
 def _bind(request: HttpRequest, participant: Participant) -> HttpResponse:
@@ -172,7 +222,9 @@ def participant_page(request: HttpRequest, slug: str, participant_id: str) -> Ht
     own = constant_time_compare(_bound_participant_id(request, slug), participant_id)
     # A GET of one's own page may be the trial page: its "shown" stamp rides on the state read (one statement).
     stamp = timezone.now() if own and request.method == "GET" else None
-    participant = selectors.participant_page_state(slug=slug, public_id=participant_id, stamp_shown_at=stamp)
+    participant = selectors.participant_page_state(
+        slug=slug, public_id=participant_id, stamp_shown_at=stamp, neighbours=request.method != "POST"
+    )
     if participant is None:
         return _error(request, 404, _("This page does not exist. Please use the link you were given."))
     if not own:

@@ -32,6 +32,21 @@ def test_another_participants_page_is_forbidden(study):
     assert not Rating.objects.filter(trial__participant=alice_participant).exists()
 
 
+def test_a_forged_participant_cookie_is_refused_after_the_real_one_was_verified(study):
+    """Verified cookies are remembered per process (study.views); a forged or altered one must still be refused."""
+    alice, mallory = Client(), Client()
+    alice_url, _ = to_trials(alice, study, "alice-cookie")
+    assert alice.get(alice_url).status_code == 200  # alice's cookie is now verified and remembered
+    name = f"study-{study.slug}"
+    signed = alice.cookies[name].value
+    value, _, signature = signed.rpartition(":")
+    for forged in (value, f"{value}:{'A' * len(signature)}", f"{alice_url.rstrip('/').rsplit('/', 1)[1]}"):
+        mallory.cookies[name] = forged
+        assert mallory.get(alice_url).status_code == 403, forged
+    mallory.cookies[name] = signed  # a stolen cookie is the participant, as before: the cookie is the credential
+    assert mallory.get(alice_url).status_code == 200
+
+
 def test_malformed_recruitment_ids_are_400(study):
     client = Client()
     assert client.get(f"/s/{study.slug}/", {"PROLIFIC_PID": "<script>"}).status_code == 400

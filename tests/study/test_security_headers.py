@@ -106,3 +106,52 @@ def test_released_participant_gets_the_timed_out_link_not_the_no_consent_one(stu
     study.timed_out_url = "https://example.org/back?code={code}"
     study.save()
     assert 'href="https://example.org/back?code=T1MEDOUT"' in client.get(url).content.decode()
+
+
+def _through(middleware_class, request, response):
+    return middleware_class(lambda r: response).process_response(request, response)
+
+
+def test_the_memoized_csp_header_is_django_csps_and_follows_setting_changes(rf, settings):
+    """config.content_security builds the settings-only policy once; the header must stay django-csp's own."""
+    from csp.decorators import csp_replace
+    from csp.middleware import CSPMiddleware
+    from django.http import HttpResponse
+
+    from config.content_security import MemoizedCSPMiddleware
+
+    def pair(response_factory):
+        request = rf.get("/s/x/")
+        ours, theirs = response_factory(), response_factory()
+        MemoizedCSPMiddleware(lambda r: ours).process_request(request)
+        return (
+            _through(MemoizedCSPMiddleware, request, ours).headers.get("Content-Security-Policy"),
+            _through(CSPMiddleware, rf.get("/s/x/"), theirs).headers.get("Content-Security-Policy"),
+        )
+
+    plain = pair(HttpResponse)
+    assert plain[0] == plain[1] and "default-src 'self'" in plain[0]
+    # A per-view policy goes through django-csp unchanged.
+    replaced = pair(lambda: csp_replace({"img-src": ["'self'", "data:"]})(lambda r: HttpResponse())(rf.get("/")))
+    assert replaced[0] == replaced[1] and "data:" in replaced[0]
+    # A changed setting is a new policy, not the memoized one.
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    changed = pair(HttpResponse)
+    assert changed[0] == changed[1] == "default-src 'none'"
+
+
+def test_never_cache_writes_djangos_headers(rf):
+    """study.views.never_cache sets the two headers directly; they must be exactly what Django's decorator sets."""
+    from django.http import HttpResponse
+    from django.utils.http import parse_http_date
+    from django.views.decorators.cache import never_cache as djangos
+
+    from study.views import never_cache as ours
+
+    mine = ours(lambda r: HttpResponse())(rf.get("/"))
+    theirs = djangos(lambda r: HttpResponse())(rf.get("/"))
+    assert mine["Cache-Control"] == theirs["Cache-Control"]
+    assert abs(parse_http_date(mine["Expires"]) - parse_http_date(theirs["Expires"])) <= 1
+    # A view that set its own Cache-Control gets Django's merge.
+    merged = ours(lambda r: HttpResponse(headers={"Cache-Control": "no-transform"}))(rf.get("/"))
+    assert "no-transform" in merged["Cache-Control"] and "no-store" in merged["Cache-Control"]
