@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -35,9 +36,12 @@ class RejectedRequest(Exception):
         self.reason = reason
 
 
+# NUL cannot be stored in PostgreSQL text; no other C0 control belongs in a URL or a form field name.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _has_control_characters(text: str) -> bool:
-    # NUL cannot be stored in PostgreSQL text; no other C0 control belongs in a URL or a form field name.
-    return any(ord(c) < 32 and c not in "\t\n\r" for c in text)
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def _is_accepted_charset(charset: str) -> bool:
