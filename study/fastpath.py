@@ -85,17 +85,11 @@ def _stamps_in_statement() -> bool:
 
 
 @cache
-def _state_statement(stamp_shown: bool = False) -> tuple[str, tuple[_Part, ...]]:
+def _state_statement(stamp_shown: bool = False, neighbours: bool = True) -> tuple[str, tuple[_Part, ...]]:
     quote = connection.ops.quote_name
-    parts = (
-        _part(Participant, "p"),
-        _part(Study, "s"),
-        _part(Trial, "cur"),
-        _part(Stimulus, "cur_s"),
-        _part(Trial, "nxt"),
-        _part(Stimulus, "nxt_s"),
-        _part(Trial, "prv"),
-    )
+    parts = (_part(Participant, "p"), _part(Study, "s"), _part(Trial, "cur"))
+    if neighbours:
+        parts += (_part(Stimulus, "cur_s"), _part(Trial, "nxt"), _part(Stimulus, "nxt_s"), _part(Trial, "prv"))
     trial, stimulus = quote(Trial._meta.db_table), quote(Stimulus._meta.db_table)
     participant_fk, index = quote(Trial._meta.get_field("participant").column), quote("index")
     stimulus_fk = quote(Trial._meta.get_field("stimulus").column)
@@ -126,27 +120,36 @@ def _state_statement(stamp_shown: bool = False) -> tuple[str, tuple[_Part, ...]]
         )
         shown_columns = ", shown.id, shown.shown_at, shown.shown_count"
         shown_join = "LEFT JOIN shown ON shown.id = cur.id "
+    joins = trial_join("cur", "")
+    if neighbours:
+        joins += (
+            f" LEFT JOIN {stimulus} cur_s ON cur_s.{quote('id')} = cur.{stimulus_fk} "
+            f"{trial_join('nxt', ' + 1')} LEFT JOIN {stimulus} nxt_s ON nxt_s.{quote('id')} = nxt.{stimulus_fk} "
+            f"{trial_join('prv', ' - 1')}"
+        )
     sql = (
         f"{shown_cte}SELECT {', '.join(c for part in parts for c in part.columns)}{shown_columns} "
         f"FROM {quote(Participant._meta.db_table)} p "
         f"JOIN {quote(Study._meta.db_table)} s ON s.{quote('id')} = p.{study_fk} "
-        f"{trial_join('cur', '')} LEFT JOIN {stimulus} cur_s ON cur_s.{quote('id')} = cur.{stimulus_fk} "
-        f"{trial_join('nxt', ' + 1')} LEFT JOIN {stimulus} nxt_s ON nxt_s.{quote('id')} = nxt.{stimulus_fk} "
-        f"{trial_join('prv', ' - 1')} {shown_join}"
+        f"{joins} {shown_join}"
         f"WHERE p.{quote('public_id')} = %s AND s.{quote('slug')} = %s"
     )
     return sql, parts
 
 
-def participant_page_state(*, slug: str, public_id: str, stamp_shown_at=None) -> Participant | None:
+def participant_page_state(
+    *, slug: str, public_id: str, stamp_shown_at=None, neighbours: bool = True
+) -> Participant | None:
     """The participant with its study and its previous, current and next trial (with stimuli), in one statement.
 
     The trials are attributes `current_trial`, `next_trial` and `previous_trial` (None where there is none). With
     `stamp_shown_at` (a GET of the participant's own page) the same statement stamps the current rating trial as
-    shown where the database can, and `participant.shown_stamped` says whether it did.
+    shown where the database can, and `participant.shown_stamped` says whether it did. `neighbours=False` (an
+    answer, which renders no trial page) reads only the participant, the study and the current trial, without its
+    stimulus: a third of the columns to convert.
     """
     stamp = stamp_shown_at is not None and _stamps_in_statement()
-    sql, parts = _state_statement(stamp)
+    sql, parts = _state_statement(stamp, neighbours)
     params = [public_id, slug]
     if stamp:
         params = [_prep(Trial, "shown_at", stamp_shown_at), public_id, slug, Participant.Step.TRIALS, *params]
@@ -159,7 +162,9 @@ def participant_page_state(*, slug: str, public_id: str, stamp_shown_at=None) ->
     for part in parts:
         objects.append(part.build(row, start))
         start += len(part.names)
-    participant, study, current, current_stimulus, upcoming, upcoming_stimulus, previous = objects
+    participant, study, current, current_stimulus, upcoming, upcoming_stimulus, previous = (
+        objects if neighbours else (*objects, None, None, None, None)
+    )
     participant.study = study
     for trial, trial_stimulus in ((current, current_stimulus), (upcoming, upcoming_stimulus), (previous, None)):
         if trial is not None:
