@@ -168,7 +168,7 @@ def participant_consent(*, participant: Participant) -> Participant:
             and (selectors.study_enrolled_count(study=study) >= study.max_participants)
         ):
             raise StudyUnavailable("full")
-        dimensions = list(study.dimensions.all())
+        dimensions = list(selectors.study_dimensions(study=study).values())  # per process, keyed on updated_at
         seed = secrets.randbits(62)
         rng = random.Random(seed)
         group = ""
@@ -217,15 +217,19 @@ def participant_consent(*, participant: Participant) -> Participant:
                 for i, t in enumerate(plan)
             ]
         Trial.objects.bulk_create(trials)
-        Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(
-            step=Participant.Step.INSTRUCTIONS,
-            consented_at=timezone.now(),
-            seed=seed,
-            group=group,
-            position=0,
-            trial_count=len(trials),
-        )
-    current.refresh_from_db()
+        moved = {
+            "step": Participant.Step.INSTRUCTIONS,
+            "consented_at": timezone.now(),
+            "seed": seed,
+            "group": group,
+            "position": 0,
+            "trial_count": len(trials),
+        }
+        if Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(**moved):
+            for name, value in moved.items():  # what was written, without reading the row back
+                setattr(current, name, value)
+            return current
+    current.refresh_from_db()  # a decline won the race: say what is stored
     return current
 
 
