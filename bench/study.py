@@ -13,8 +13,9 @@ participant walked in-process with Django's query capture), and peak RSS per gun
 The load generator runs in its own processes on the same CPUs and is not counted as server CPU. Bounded in time,
 loopback only.
 
-Studies (`--task`): *rating*, 48 stimuli, 12 rated + 2 practice + 2 attention trials on the two default dimensions
-(19 submissions per participant with consent, instructions and questionnaire); *pairwise*, one study per
+Studies (`--task`): *rating*, 48 stimuli, 12 rated (`--trials`, the app's default) + 2 practice + 2 attention trials
+on the two default dimensions (19 submissions per participant with consent, instructions and questionnaire; entry and
+consent, once per participant, weigh less in a longer study); *pairwise*, one study per
 `--designs` entry (random, balanced, adaptive), 60 stimuli (`--pair-stimuli`), one dimension, 20 pairs (`--pairs`)
 + 2 practice + 2 attention pairs (27 submissions). One dimension is the adaptive design's worst case: every consent
 catches up the same posterior row with all answers since. The adaptive study's posterior starts past the balanced
@@ -187,10 +188,10 @@ class StudyKind:
         return f"pairs {self.design}" if self.task == "pairwise" else self.task
 
 
-def make_study(*, slug: str, kind: StudyKind, stimulus_set, pairs: int):
+def make_study(*, slug: str, kind: StudyKind, stimulus_set, pairs: int, trials: int = 12):
     from study.models import DEFAULT_DIMENSIONS, PAIR_PROMPTS, RatingDimension, Study
 
-    fields = {"trials_per_participant": 12}
+    fields = {"trials_per_participant": trials}
     dimensions = DEFAULT_DIMENSIONS
     if kind.task == "pairwise":
         fields = {"task": Study.Task.PAIRWISE, "pair_design": kind.design, "pairs_per_participant": pairs}
@@ -432,7 +433,9 @@ def main() -> None:
     parser.add_argument(
         "--pg", default="", help="use this server (no own cluster), e.g. postgres://postgres@127.0.0.1:5432"
     )
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes (default: one per CPU)"
+    )
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--task", choices=["rating", "pairwise", "both"], default="both", help="studies to serve")
     parser.add_argument(
@@ -444,6 +447,9 @@ def main() -> None:
     )
     parser.add_argument("--pair-stimuli", type=int, default=60, help="stimuli of the pairwise studies")
     parser.add_argument("--pairs", type=int, default=20, help="pairs per participant (one dimension)")
+    parser.add_argument(
+        "--trials", type=int, default=12, help="rated trials per participant in the rating study (the app's default)"
+    )
     args = parser.parse_args()
     kinds = [StudyKind(task="rating")] if args.task in ("rating", "both") else []
     if args.task in ("pairwise", "both"):
@@ -483,12 +489,14 @@ def main() -> None:
         stack.callback(connections.close_all)
         stimulus_sets = {
             task: make_stimuli(n)
-            for task, n in (("rating", 48), ("pairwise", args.pair_stimuli))
+            for task, n in (("rating", max(48, args.trials)), ("pairwise", args.pair_stimuli))
             if any(k.task == task for k in kinds)
         }
 
         def new_study(kind: StudyKind, slug: str):
-            return make_study(slug=slug, kind=kind, stimulus_set=stimulus_sets[kind.task], pairs=args.pairs)
+            return make_study(
+                slug=slug, kind=kind, stimulus_set=stimulus_sets[kind.task], pairs=args.pairs, trials=args.trials
+            )
 
         queries = {
             kind: queries_per_submission(new_study(kind, f"queries-{kind.label}".replace(" ", "-"))) for kind in kinds
