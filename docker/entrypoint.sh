@@ -34,9 +34,13 @@ case "$role" in
     python manage.py check --deploy --fail-level ERROR
     wait_for_database
     python manage.py migrate --no-input
+    # One gthread process per core, threads to overlap database waits: the configuration bench/study.py measures
+    # (docs/study.md, Serving cost); more processes than cores only added context switches and connections there.
     exec gunicorn config.wsgi:application \
       --bind 0.0.0.0:8000 \
-      --workers "${GUNICORN_WORKERS:-3}" \
+      --worker-class gthread \
+      --workers "${GUNICORN_WORKERS:-$(nproc)}" \
+      --threads "${GUNICORN_THREADS:-8}" \
       --timeout "${GUNICORN_TIMEOUT:-60}" \
       --worker-tmp-dir /dev/shm \
       --access-logfile - "$@"
