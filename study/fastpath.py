@@ -325,3 +325,87 @@ def _answer_statement(n_ratings: int) -> str:
         f"stamped AS ({sql['answered']} AND EXISTS (SELECT 1 FROM moved)) "
         "SELECT count(*) FROM moved"
     )
+
+
+def ticketed_answers_supported() -> bool:
+    """The single-statement answer needs data-modifying CTEs (PostgreSQL); elsewhere answers take the full path."""
+    return _stamps_in_statement()
+
+
+def trial_answer_store_ticketed(
+    *,
+    slug: str,
+    public_id: str,
+    index: int,
+    next_step: str,
+    study_id: int,
+    study_updated_at,
+    dimensions: list[str],
+    ratings: list[RatingRow],
+    trial_rt_ms: int | None,
+    now,
+) -> bool:
+    """Store a rating trial's answer without a prior read: one statement, False when anything does not match.
+
+    The compare-and-set moves the participant only if they are at this trial of the trials step, not released, in
+    the study version the ratings were checked against, and the trial is a non-attention rating trial with exactly
+    these dimensions; the ratings and the answer stamp are written only if it did (study.tickets).
+    """
+    import json
+
+    rating_fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
+    rows = []
+    for r in ratings:
+        given = {"dimension": r.dimension_id, "value": float(r.value), "rt_ms": r.rt_ms, "created_at": now}
+        rows += [
+            f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
+            for f in rating_fields
+            if f.name != "trial"
+        ]
+    stamp = _prep(Trial, "answered_at", now)
+    trials = Participant.Step.TRIALS
+    params = [
+        *[public_id, trials, index, study_id, slug, _prep(Study, "updated_at", study_updated_at)],
+        *[index, Trial.Kind.ATTENTION, json.dumps(dimensions)],
+        *[index + 1, next_step, public_id, trials, index],
+        *rows,
+        *[stamp, trial_rt_ms, stamp],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ticketed_answer_statement(len(ratings)), params)
+        return cursor.fetchone()[0] == 1
+
+
+@cache
+def _ticketed_answer_statement(n_ratings: int) -> str:
+    quote = connection.ops.quote_name
+    P, T, R, S = Participant, Trial, Rating, Study
+    rating_fields = [f for f in R._meta.concrete_fields if not f.primary_key]
+    given = [f for f in rating_fields if f.name != "trial"]
+    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in given) + ")"
+    columns = ", ".join(_q(R, f.name) for f in rating_fields)
+    selected = ", ".join("cur.id" if f.name == "trial" else f"v.{_q(R, f.name)}" for f in rating_fields)
+    rated = ""
+    if n_ratings:
+        rated = (
+            f", rated AS (INSERT INTO {_q(R)} ({columns}) SELECT {selected} FROM (VALUES "
+            + ", ".join([row] * n_ratings)
+            + f") AS v({', '.join(_q(R, f.name) for f in given)}) CROSS JOIN cur WHERE EXISTS (SELECT 1 FROM moved))"
+        )
+    pid, step, position, released = (_q(P, n) for n in ("public_id", "step", "position", "released_at"))
+    return (
+        f"WITH cur AS (SELECT t.{quote('id')} AS id FROM {_q(T)} t "
+        f"JOIN {_q(P)} p ON p.{quote('id')} = t.{_q(T, 'participant')} "
+        f"JOIN {_q(S)} s ON s.{quote('id')} = p.{_q(P, 'study')} "
+        f"WHERE p.{pid} = %s AND p.{step} = %s AND p.{position} = %s AND p.{released} IS NULL "
+        f"AND s.{quote('id')} = %s AND s.{quote('slug')} = %s AND s.{_q(S, 'updated_at')} = %s "
+        f"AND t.{quote('index')} = %s AND t.{_q(T, 'kind')} <> %s AND t.{_q(T, 'stimulus_right')} IS NULL "
+        f"AND t.{_q(T, 'dimensions')} = %s::jsonb), "
+        f"moved AS (UPDATE {_q(P)} SET {position} = %s, {step} = %s "
+        f"WHERE {pid} = %s AND {step} = %s AND {position} = %s AND {released} IS NULL "
+        f"AND EXISTS (SELECT 1 FROM cur) RETURNING {quote('id')}){rated}, "
+        f"stamped AS (UPDATE {_q(T)} SET {_q(T, 'answered_at')} = %s, {_q(T, 'rt_ms')} = %s, "
+        f"{_q(T, 'attention_passed')} = NULL, {_q(T, 'shown_at')} = COALESCE({_q(T, 'shown_at')}, %s) "
+        f"WHERE {quote('id')} = (SELECT id FROM cur) AND EXISTS (SELECT 1 FROM moved)) "
+        "SELECT count(*) FROM moved"
+    )

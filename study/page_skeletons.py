@@ -30,6 +30,7 @@ _VALUES = (
     "width",
     "height",
     "csrf",
+    "ticket",
 )
 _SKELETONS: dict[tuple, str] = {}
 _LIMIT = 512
@@ -90,6 +91,7 @@ def render_trial_page(request: HttpRequest, context: dict) -> HttpResponse:
         "width": trial.stimulus.width,
         "height": trial.stimulus.height,
         "csrf": get_token(request),
+        "ticket": context["ticket"],
     }
     html = skeleton
     for name, value in values.items():

@@ -254,6 +254,11 @@ def study_dimensions(*, study: Study) -> dict[str, RatingDimension]:
     return cached
 
 
+def study_dimensions_if_cached(*, study_id: int, version: str) -> dict[str, RatingDimension] | None:
+    """The dimensions study_dimensions cached for this study version in this process, or None (no query)."""
+    return _DIMENSIONS.get((study_id, version))
+
+
 def scales_html(*, study: Study, names: tuple[str, ...]) -> str:
     """The rating scales of a trial screen, rendered once per study version and dimension list."""
     from django.template.loader import render_to_string

@@ -38,6 +38,7 @@ from study.models import (
 from study.operations import audit_record, participant_screen_out_if_due, participants_release_idle
 from study.parsing import finite_number, whole_number
 from study.spec import StudySpec, StudySpecError
+from study.tickets import Ticket
 
 ACCEPTING_NEW = {Study.Status.PILOT, Study.Status.LIVE}
 ANONYMOUS = "anonymous"  # Participant.source of people who arrived without a recruitment id
@@ -365,6 +366,54 @@ def trial_answer(
     if screened_out:
         participant.step = Participant.Step.SCREENED_OUT
     return AnswerOutcome(recorded=True)
+
+
+def trial_answer_ticketed(
+    *,
+    slug: str,
+    ticket: Ticket,
+    answers: Mapping[str, object],
+    rt_ms: object = None,
+    rt_by_dimension: Mapping[str, object] | None = None,
+) -> bool:
+    """Record a rating trial's answer in one statement from its page's ticket (study.tickets); True if stored.
+
+    False means "take the full path" (trial_answer): the dimensions are not cached in this process, an answer does
+    not parse, or the database no longer matches the ticket (already answered, released, study edited). Nothing
+    is stored then, so the full path decides and words the outcome exactly as without tickets.
+    """
+    if not fastpath.ticketed_answers_supported():
+        return False
+    known = selectors.study_dimensions_if_cached(study_id=ticket.study_id, version=ticket.study_version)
+    if known is None or not ticket.dimensions or any(name not in known for name in ticket.dimensions):
+        return False
+    dimensions = {name: known[name] for name in ticket.dimensions}
+    try:
+        values = {name: _parse_value(answers.get(name), dimensions[name]) for name in ticket.dimensions}
+    except BadSubmission:
+        return False
+    rts = rt_by_dimension or {}
+    trial_rt = parse_rt(rt_ms)
+    last = ticket.index + 1 >= ticket.trial_count
+    return fastpath.trial_answer_store_ticketed(
+        slug=slug,
+        public_id=ticket.public_id,
+        index=ticket.index,
+        next_step=Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS,
+        study_id=ticket.study_id,
+        study_updated_at=ticket.study_updated_at,
+        dimensions=list(ticket.dimensions),
+        ratings=[
+            fastpath.RatingRow(
+                dimension_id=dimensions[name].pk,
+                value=value,
+                rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt,
+            )
+            for name, value in values.items()
+        ],
+        trial_rt_ms=trial_rt,
+        now=timezone.now(),
+    )
 
 
 def _pair_answer(

@@ -29,6 +29,7 @@ from study.forms import QuestionnaireForm
 from study.languages import in_study_language
 from study.models import Participant, RatingDimension, Study, Trial
 from study.page_skeletons import STEP_TEMPLATES, render_step_page, render_trial_page
+from study.tickets import TICKET_FIELD, ticket_issue, ticket_read
 
 RECRUITMENT_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 UNAVAILABLE_MESSAGES = {
@@ -127,14 +128,17 @@ def _unavailable(request: HttpRequest, study: Study, reason: str) -> HttpRespons
 
 
 def _page_url(participant: Participant) -> str:
-    slug = participant.study.slug
+    return _page_url_for(participant.study.slug, participant.public_id)
+
+
+def _page_url_for(slug: str, public_id: str) -> str:
     key = (get_script_prefix(), slug)
     head = _PAGE_URL_HEADS.get(key)
     if head is None:  # the URL pattern stays the one owner of the URL: reverse it once per study and prefix
         probe = reverse("study:page", kwargs={"slug": slug, "participant_id": "0"})
         assert probe.endswith("/0/"), probe
         head = _PAGE_URL_HEADS.put(key, probe[:-2])
-    return f"{head}{participant.public_id}/"
+    return f"{head}{public_id}/"
 
 
 def _bind(request: HttpRequest, participant: Participant) -> HttpResponse:
@@ -220,6 +224,17 @@ def study_preview(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @in_study_language
 def participant_page(request: HttpRequest, slug: str, participant_id: str) -> HttpResponse:
     own = constant_time_compare(_bound_participant_id(request, slug), participant_id)
+    if own and request.method == "POST" and request.POST.get("step") == Participant.Step.TRIALS:
+        # The common answer in one statement, from the page's signed ticket; anything else takes the full path.
+        ticket = ticket_read(
+            token=request.POST.get(TICKET_FIELD), public_id=participant_id, index=request.POST.get("trial")
+        )
+        if ticket is not None:
+            answers, rts = _trial_answers(request)
+            if services.trial_answer_ticketed(
+                slug=slug, ticket=ticket, answers=answers, rt_ms=request.POST.get("rt_ms"), rt_by_dimension=rts
+            ):
+                return SeeOther(_page_url_for(slug, participant_id))
     # A GET of one's own page may be the trial page: its "shown" stamp rides on the state read (one statement).
     stamp = timezone.now() if own and request.method == "GET" else None
     participant = selectors.participant_page_state(
@@ -258,9 +273,7 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
         elif step == Participant.Step.INSTRUCTIONS:
             services.participant_start_trials(participant=participant)
         elif step == Participant.Step.TRIALS:
-            names = {k for k in request.POST if k not in {"csrfmiddlewaretoken", "step", "trial", "rt_ms"}}
-            answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
-            rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
+            answers, rts = _trial_answers(request)
             outcome = services.trial_answer(
                 participant=participant,
                 index=request.POST.get("trial"),
@@ -286,6 +299,17 @@ def _handle_post(request: HttpRequest, participant: Participant) -> HttpResponse
     except services.StudyUnavailable as exc:
         return _unavailable(request, participant.study, exc.reason)
     return SeeOther(_page_url(participant))
+
+
+_NOT_ANSWERS = {"csrfmiddlewaretoken", "step", "trial", "rt_ms", TICKET_FIELD}
+
+
+def _trial_answers(request: HttpRequest) -> tuple[dict[str, object], dict[str, object]]:
+    """A trial form's answers by dimension name, and their per-dimension RTs (fields rt_ms_<name>)."""
+    names = {k for k in request.POST if k not in _NOT_ANSWERS}
+    answers = {k: request.POST.get(k) for k in names if not k.startswith("rt_ms_")}
+    rts = {k.removeprefix("rt_ms_"): request.POST.get(k) for k in names if k.startswith("rt_ms_")}
+    return answers, rts
 
 
 def _render_step(
@@ -355,6 +379,7 @@ def _render_trial(request: HttpRequest, participant: Participant, context: dict)
                 and previous.block != current.block
             ),
             "slider": RatingDimension.Kind.SLIDER,
+            "ticket": ticket_issue(participant=participant, study=study, trial=current),
         }
     )
     context["progress_value"] = context["number"] - 1

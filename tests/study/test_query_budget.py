@@ -26,13 +26,16 @@ BUDGET = {
     # Any step: the state read, which also stamps a trial page as shown; the participant's first trial page in a
     # process also reads their trial counts (frozen, then cached: study.counts).
     "page GET": 2,
-    "trials POST": 2,  # state read; the conditional move, multi-row rating insert and answer stamp as one statement
+    # With the page's answer ticket (study.tickets): the conditional move, multi-row rating insert and answer stamp
+    # as one statement. Without one (attention checks) the state read comes first.
+    "trials POST": 2,
     "questionnaire POST": 3,  # state read, conditional move, answers insert
 }
-# SQLite has no data-modifying CTEs: the "shown" stamp and the answer's three writes are separate statements there.
+# SQLite has no data-modifying CTEs: the "shown" stamp and the answer's three writes are separate statements there,
+# and answers always read the state first.
 SQLITE_BUDGET = {**BUDGET, "page GET": 2, "trials POST": 4}
-# What most requests cost: a submission on PostgreSQL is three statements (state, answer; state of the next page).
-TYPICAL = {"page GET": 1, "trials POST": 2}
+# What most requests cost: a submission on PostgreSQL is two statements (the ticketed answer; the next page's state).
+TYPICAL = {"page GET": 1, "trials POST": 1}
 
 
 def _count(fn):
