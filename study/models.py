@@ -222,8 +222,11 @@ class Participant(models.Model):
     pseudonym = models.CharField(max_length=64, help_text="Keyed hash of the recruitment id.")
     source = models.CharField(max_length=32, help_text="prolific, pid, anonymous or pilot.")
     recruitment = models.JSONField(default=dict, blank=True, help_text="Keyed hashes of STUDY_ID / SESSION_ID.")
-    is_pilot = models.BooleanField(default=False, db_index=True)
-    step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONSENT, db_index=True)
+    # No single-column indexes on is_pilot and step: with a handful of values they never narrow a study's
+    # participants, and under a prepared statement's generic plan PostgreSQL used the step index for
+    # "WHERE id = ... AND step = ..." (the answer's compare-and-set), which scans every participant at that step.
+    is_pilot = models.BooleanField(default=False)
+    step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONSENT)
     position = models.PositiveIntegerField(default=0, help_text="Index of the current trial.")
     trial_count = models.PositiveIntegerField(default=0, help_text="Length of the frozen trial list.")
     seed = models.BigIntegerField(null=True, blank=True, help_text="Seed of the randomised trial list.")

@@ -104,3 +104,43 @@ def test_only_the_assignment_takes_the_study_lock(stimulus_set):
 
     locking = {key for key, runs in seen.items() for q in runs for sql in q if takes_lock(sql)}
     assert locking == {"consent POST"}
+
+
+def _generic_plan(sql: str, n_params: int) -> str:
+    """EXPLAIN of `sql` as a prepared statement's generic plan (what a long-lived connection keeps running)."""
+    numbered, parts = [], sql.split("%s")
+    for i, part in enumerate(parts):
+        numbered.append(part)
+        if i < len(parts) - 1:
+            numbered.append(f"${i + 1}")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("PREPARE budget_plan AS " + "".join(numbered).replace("%%", "%"))
+        try:
+            cursor.execute("EXPLAIN EXECUTE budget_plan(" + ", ".join(["NULL"] * n_params) + ")")
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE budget_plan")
+
+
+def test_hot_statements_reach_a_participant_by_a_unique_key_in_their_generic_plans(stimulus_set):
+    """The answer's compare-and-set once went through the step index (every participant at that step) once the
+    prepared statement switched to its generic plan; each hot statement must find the participant by id or page id."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements and generic plans are PostgreSQL's")
+    from study import fastpath
+
+    make_study(stimulus_set=stimulus_set)  # some rows, so the planner sees tables
+    statements = {
+        "state read": fastpath._state_statement(False, True)[0],
+        "state read with the shown stamp": fastpath._state_statement(True, True)[0],
+        "answer's state read": fastpath._state_statement(False, False)[0],
+        "answer": fastpath._answer_statement(2),
+        "ticketed answer": fastpath._ticketed_answer_statement(2),
+    }
+    for name, sql in statements.items():
+        plan = _generic_plan(sql, sql.count("%s"))
+        scans = [line for line in plan.splitlines() if "study_participant" in line and "Scan" in line]
+        assert scans, (name, plan)
+        for line in scans:
+            assert "study_participant_pkey" in line or "public_id" in line, (name, line, plan)
