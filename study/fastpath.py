@@ -367,7 +367,7 @@ def trial_answer_store_ticketed(
     params = [
         *[public_id, trials, index, study_id, slug, _prep(Study, "updated_at", study_updated_at)],
         *[index, Trial.Kind.ATTENTION, json.dumps(dimensions)],
-        *[index + 1, next_step, public_id, trials, index],
+        *[index + 1, next_step, trials, index],
         *rows,
         *[stamp, trial_rt_ms, stamp],
     ]
@@ -393,17 +393,21 @@ def _ticketed_answer_statement(n_ratings: int) -> str:
             + f") AS v({', '.join(_q(R, f.name) for f in given)}) CROSS JOIN cur WHERE EXISTS (SELECT 1 FROM moved))"
         )
     pid, step, position, released = (_q(P, n) for n in ("public_id", "step", "position", "released_at"))
+    # The participant is found by its page id alone, behind a materialized CTE: with the study's id also given, a
+    # generic plan may otherwise reach them through the study_id index, a scan of the study's participants.
     return (
-        f"WITH cur AS (SELECT t.{quote('id')} AS id FROM {_q(T)} t "
-        f"JOIN {_q(P)} p ON p.{quote('id')} = t.{_q(T, 'participant')} "
-        f"JOIN {_q(S)} s ON s.{quote('id')} = p.{_q(P, 'study')} "
-        f"WHERE p.{pid} = %s AND p.{step} = %s AND p.{position} = %s AND p.{released} IS NULL "
+        f"WITH p AS MATERIALIZED (SELECT {quote('id')}, {_q(P, 'study')} AS study_id, {step} AS step, "
+        f"{position} AS position, {released} AS released_at FROM {_q(P)} WHERE {pid} = %s), "
+        f"cur AS (SELECT t.{quote('id')} AS id, p.id AS participant_id FROM p "
+        f"JOIN {_q(S)} s ON s.{quote('id')} = p.study_id "
+        f"JOIN {_q(T)} t ON t.{_q(T, 'participant')} = p.id "
+        f"WHERE p.step = %s AND p.position = %s AND p.released_at IS NULL "
         f"AND s.{quote('id')} = %s AND s.{quote('slug')} = %s AND s.{_q(S, 'updated_at')} = %s "
         f"AND t.{quote('index')} = %s AND t.{_q(T, 'kind')} <> %s AND t.{_q(T, 'stimulus_right')} IS NULL "
         f"AND t.{_q(T, 'dimensions')} = %s::jsonb), "
         f"moved AS (UPDATE {_q(P)} SET {position} = %s, {step} = %s "
-        f"WHERE {pid} = %s AND {step} = %s AND {position} = %s AND {released} IS NULL "
-        f"AND EXISTS (SELECT 1 FROM cur) RETURNING {quote('id')}){rated}, "
+        f"WHERE {quote('id')} = (SELECT participant_id FROM cur) AND {step} = %s AND {position} = %s "
+        f"AND {released} IS NULL RETURNING {quote('id')}){rated}, "
         f"stamped AS (UPDATE {_q(T)} SET {_q(T, 'answered_at')} = %s, {_q(T, 'rt_ms')} = %s, "
         f"{_q(T, 'attention_passed')} = NULL, {_q(T, 'shown_at')} = COALESCE({_q(T, 'shown_at')}, %s) "
         f"WHERE {quote('id')} = (SELECT id FROM cur) AND EXISTS (SELECT 1 FROM moved)) "

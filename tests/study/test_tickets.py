@@ -148,4 +148,4 @@ def test_the_ticketed_answer_is_one_statement_on_postgresql(stimulus_set):
     with CaptureQueriesContext(connection) as log:
         assert client.post(url, _answer(page)).status_code == 303
     statements = [q["sql"] for q in log.captured_queries if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 1 and statements[0].startswith("WITH cur AS")
+    assert len(statements) == 1 and statements[0].startswith("WITH p AS MATERIALIZED")
