@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
 # Statements per request, after the process caches are warm (a second participant of the same study).
 BUDGET = {
     "entry GET": 3,  # the study, the participant by pseudonym, its insert
-    "consent POST": 9,  # the assignment: lock the study, release idle ones, read coverage, insert the trial list
+    # The assignment: lock the study, read it, the quota, the pool, the coverage, insert the trials, move on (a
+    # study with a time limit also releases idle participants first).
+    "consent POST": 7,
     "instructions POST": 2,  # state read, conditional move
     # Any step: the state read, which also stamps a trial page as shown; the participant's first trial page in a
     # process also reads their trial counts (frozen, then cached: study.counts).
