@@ -9,7 +9,8 @@ whole flow with zero think time (entry, consent, instructions, every trial, ques
 *submission* is one POST plus the GET it redirects to, as a person experiences it. Per level and study it prints
 submissions/s, median and p99 submission latency, server CPU ms per submission (gunicorn master and workers plus
 every PostgreSQL process of the cluster, read from /proc before and after the level), queries per submission (one
-participant walked in-process with Django's query capture), and peak RSS per gunicorn worker (so far in the run).
+participant walked in-process with Django's query capture), and peak RSS per gunicorn worker (so far in the run);
+below the table, the p99 latency by the step answered (consent, instructions, trials, questionnaire).
 The load generator runs in its own processes on the same CPUs and is not counted as server CPU. Bounded in time,
 loopback only.
 
@@ -304,7 +305,7 @@ class Participant:
         location = response.getheader("Location", "")
         return response.status, urlparse(urljoin(url, location)).path if location else url, text
 
-    def walk(self, slug: str, pid: str, deadline: float, latencies: list[float]) -> bool:
+    def walk(self, slug: str, pid: str, deadline: float, latencies: list[tuple[str, float]]) -> bool:
         """The whole flow; True when the completion page was reached before the deadline."""
         from study.bots import read_page
 
@@ -325,14 +326,14 @@ class Participant:
             if status != 303:
                 raise RuntimeError(f"POST {page.step} answered HTTP {status}")
             status, url, text = self.request("GET", url)
-            latencies.append((time.perf_counter() - started) * 1000)
+            latencies.append((page.step, (time.perf_counter() - started) * 1000))
         return False
 
 
 def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, seconds: float, seed: int, queue) -> None:
     """One generator process: `threads` participants in a closed loop until the time is up."""
     deadline = time.monotonic() + seconds
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []  # (the step answered, ms)
     completed: list[bool] = []  # one entry per walk (list.append is atomic; `x[0] += walk()` lost updates)
     errors: list[str] = []
     reconnects: list[int] = []
@@ -361,7 +362,7 @@ def load_process(*, host: str, port: int, slug: str, tag: str, threads: int, sec
 
 def run_level(
     *, host: str, port: int, slug: str, tag: str, level: int, seconds: float
-) -> tuple[list[float], int, list[str], int]:
+) -> tuple[list[tuple[str, float]], int, list[str], int]:
     processes = min(level, 4)
     share = [level // processes + (i < level % processes) for i in range(processes)]
     ctx = mp.get_context("spawn")
@@ -560,7 +561,7 @@ def main() -> None:
         )
         for kind in kinds:
             for i, level in enumerate(args.levels):
-                completed, n, rate, median, p99, web, dbs, both, rss = rows[kind, i]
+                completed, n, rate, median, p99, web, dbs, both, rss, _ = rows[kind, i]
                 print(
                     f"{kind.label:<15} {level:>7} {completed:>9} {n:>8} {rate:>9.1f} {median:>9.1f} {p99:>8.1f} "
                     f"{web:>10.2f} {dbs:>9.2f} {both:>13.2f} {queries[kind][0]:>11.1f} {rss:>13.0f}"
@@ -574,6 +575,12 @@ def main() -> None:
                 for i, level in enumerate(args.levels)
             )
             print(f"adaptive minus {other.design}, server ms per submission: {extra}")
+        # Which steps make the tail: a consent is one submission in 19 of the default walk but the costliest.
+        print("\np99 ms by step answered (submissions of that step):")
+        for kind in kinds:
+            for i, level in enumerate(args.levels):
+                steps = rows[kind, i][9]
+                print(f"  {kind.label} at {level}: " + ", ".join(f"{step} {ms:.0f}" for step, ms in steps.items()))
         print("\nqueries per page (max over the walk):")
         for kind in kinds:
             print(f"  {kind.label}: " + ", ".join(f"{k} {v}" for k, v in queries[kind][1].items()))
@@ -597,15 +604,19 @@ def release_walked_away(*, slug: str) -> None:
 def measure(
     *, server: subprocess.Popen, postmaster: int, port: int, slug: str, level: int, args: argparse.Namespace
 ) -> tuple:
-    """One level against one study: (completed, submissions, per s, median, p99, web, db, server ms, RSS MB)."""
+    """One level: (completed, submissions, per s, median, p99, web, db, server ms, RSS MB, p99 ms by step)."""
     # A short warm-up so every worker has loaded its code and opened its connection.
     run_level(host="127.0.0.1", port=port, slug=slug, tag="w", level=min(level, args.workers * 2), seconds=2)
     release_walked_away(slug=slug)
     cpu_web, cpu_db = tree_cpu_seconds(server.pid), tree_cpu_seconds(postmaster)
     started = time.perf_counter()
-    latencies, completed, errors, reconnects = run_level(
+    stepped, completed, errors, reconnects = run_level(
         host="127.0.0.1", port=port, slug=slug, tag="p", level=level, seconds=args.seconds
     )
+    latencies = [ms for _, ms in stepped]
+    by_step: dict[str, list[float]] = {}
+    for step, ms in stepped:
+        by_step.setdefault(step, []).append(ms)
     wall = time.perf_counter() - started
     web = tree_cpu_seconds(server.pid) - cpu_web
     dbs = tree_cpu_seconds(postmaster) - cpu_db
@@ -620,12 +631,18 @@ def measure(
         n,
         n / wall,
         statistics.median(latencies),
-        sorted(latencies)[min(n - 1, round(0.99 * (n - 1)))],
+        _p99(latencies),
         1000 * web / n,
         1000 * dbs / n,
         1000 * (web + dbs) / n,
         rss,
+        {step: _p99(values) for step, values in by_step.items()},
     )
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":
