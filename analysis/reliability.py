@@ -28,6 +28,8 @@ def split_half(ratings: pd.DataFrame, *, n_splits: int = 100, seed: int = 0) -> 
         if ok.sum() < 3 or np.std(means[0][ok]) == 0 or np.std(means[1][ok]) == 0:
             continue  # no correlation is defined (e.g. one condition on a coarse scale, or one participant)
         r = np.corrcoef(means[0][ok], means[1][ok])[0, 1]
+        if not r > -1:  # perfectly opposite halves (a few stimuli): the step-up 2r/(1+r) is undefined, not -inf
+            continue
         values.append(2 * r / (1 + r))
     arr = np.asarray(values)
     if arr.size == 0:

@@ -61,6 +61,16 @@ def test_split_half_is_seeded_and_bounded(two_dimensions):
     assert first["split_half"] > 0.5  # stimulus SD 0.8 with 40 raters per stimulus: clearly reliable
 
 
+def test_split_half_of_opposite_halves_is_undefined_not_minus_infinity():
+    """Two participants rating three images in opposite orders: r = -1, where Spearman-Brown divides by zero."""
+    ratings = pd.DataFrame(
+        {"participant": ["a"] * 3 + ["b"] * 3, "stimulus": ["x", "y", "z"] * 2, "response": [1, 2, 3, 3, 2, 1]}
+    )
+    with np.errstate(all="raise"):
+        result = split_half(ratings, n_splits=10)
+    assert all(np.isnan(v) for v in result.values()), result
+
+
 def test_reliability_table_and_correlation(two_dimensions):
     table = reliability_table(two_dimensions, {"artistry": {"icc_participant": 0.3, "icc_stimulus": 0.2}}, n_splits=10)
     assert table["dimension"].tolist() == ["artistry", "symbolism"]
