@@ -248,6 +248,21 @@ class RatingRow:
     rt_ms: int | None
 
 
+def _rating_params(ratings: list[RatingRow], *, now, trial_id: int | None) -> list:
+    """The ratings' column values in Rating's field order, prepared for the database; without the trial column
+    when `trial_id` is None (the ticketed statement takes it from the row it finds)."""
+    with_trial = trial_id is not None
+    fields = [f for f in Rating._meta.concrete_fields if not f.primary_key and (with_trial or f.name != "trial")]
+    params = []
+    for r in ratings:
+        given = {"trial": trial_id, "dimension": r.dimension_id, "value": float(r.value), "rt_ms": r.rt_ms}
+        given["created_at"] = now
+        params += [
+            f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection) for f in fields
+        ]
+    return params
+
+
 def trial_answer_store(
     *,
     participant_id: int,
@@ -270,19 +285,7 @@ def trial_answer_store(
     sql = _write_statements()
     stamp = _prep(Trial, "answered_at", now)
     failed = 1 if attention_passed is False else 0
-    rating_fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
-    rows = []
-    for r in ratings:
-        given = {
-            "trial": trial_id,
-            "dimension": r.dimension_id,
-            "value": float(r.value),
-            "rt_ms": r.rt_ms,
-            "created_at": now,
-        }
-        rows += [
-            f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection) for f in rating_fields
-        ]
+    rows = _rating_params(ratings, now=now, trial_id=trial_id)
     move = [index + 1, next_step, failed, participant_id, Participant.Step.TRIALS, index]
     answered = [stamp, trial_rt_ms, attention_passed, stamp, trial_id]
     if _stamps_in_statement():
@@ -353,15 +356,7 @@ def trial_answer_store_ticketed(
     """
     import json
 
-    rating_fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
-    rows = []
-    for r in ratings:
-        given = {"dimension": r.dimension_id, "value": float(r.value), "rt_ms": r.rt_ms, "created_at": now}
-        rows += [
-            f.get_db_prep_save(given[f.name] if f.name in given else f.get_default(), connection)
-            for f in rating_fields
-            if f.name != "trial"
-        ]
+    rows = _rating_params(ratings, now=now, trial_id=None)
     stamp = _prep(Trial, "answered_at", now)
     trials = Participant.Step.TRIALS
     params = [

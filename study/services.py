@@ -284,6 +284,24 @@ def _parse_value(raw: object, dimension: RatingDimension) -> float:
     return value
 
 
+def _rating_rows(
+    *,
+    dimensions: Mapping[str, RatingDimension],
+    values: Mapping[str, float],
+    rts: Mapping[str, object],
+    trial_rt: int | None,
+) -> list[fastpath.RatingRow]:
+    """One row per answered dimension; a dimension's own RT where the page sent one, else the trial's."""
+    return [
+        fastpath.RatingRow(
+            dimension_id=dimensions[name].pk,
+            value=value,
+            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt,
+        )
+        for name, value in values.items()
+    ]
+
+
 def trial_answer(
     *,
     participant: Participant,
@@ -333,14 +351,7 @@ def trial_answer(
         tolerance = 5 if dimensions[trial.dimensions[0]].kind == RatingDimension.Kind.SLIDER else 0
         passed = abs(given - trial.expected_value) <= tolerance
     next_step = Participant.Step.QUESTIONNAIRE if last else Participant.Step.TRIALS
-    ratings = [
-        fastpath.RatingRow(
-            dimension_id=dimensions[name].pk,
-            value=value,
-            rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt,
-        )
-        for name, value in values.items()
-    ]
+    ratings = _rating_rows(dimensions=dimensions, values=values, rts=rts, trial_rt=trial_rt)
     screened_out = False
     # A failed check may end the study for the participant: the screen-out commits with the answer.
     with transaction.atomic() if passed is False else nullcontext():
@@ -403,14 +414,7 @@ def trial_answer_ticketed(
         study_id=ticket.study_id,
         study_updated_at=ticket.study_updated_at,
         dimensions=list(ticket.dimensions),
-        ratings=[
-            fastpath.RatingRow(
-                dimension_id=dimensions[name].pk,
-                value=value,
-                rt_ms=parse_rt(rts.get(name)) if rts.get(name) not in (None, "") else trial_rt,
-            )
-            for name, value in values.items()
-        ],
+        ratings=_rating_rows(dimensions=dimensions, values=values, rts=rts, trial_rt=trial_rt),
         trial_rt_ms=trial_rt,
         now=timezone.now(),
     )
