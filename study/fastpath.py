@@ -8,6 +8,7 @@ through the same database converters the ORM applies; only the per-request compi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -354,8 +355,6 @@ def trial_answer_store_ticketed(
     the study version the ratings were checked against, and the trial is a non-attention rating trial with exactly
     these dimensions; the ratings and the answer stamp are written only if it did (study.tickets).
     """
-    import json
-
     rows = _rating_params(ratings, now=now, trial_id=None)
     stamp = _prep(Trial, "answered_at", now)
     trials = Participant.Step.TRIALS
