@@ -173,9 +173,9 @@ def posterior_catch_up(*, study: Study, dimension: RatingDimension) -> PairPoste
 
 
 def study_pool(*, study: Study) -> list[PoolItem]:
-    from study.selectors import study_stimuli
+    from study.selectors import study_pool as pool_of
 
-    return [PoolItem(id=pk, condition=c) for pk, c in study_stimuli(study=study).values_list("pk", "condition")]
+    return [PoolItem(id=pk, condition=c) for pk, c in pool_of(study=study)]
 
 
 def _active_pairs(*, study: Study) -> tuple[dict[str, Counter[int]], list[tuple[int, int, list[str]]]]:

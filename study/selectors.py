@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from analysis.schema import DESCRIPTOR_COLUMNS, EXPORT_COLUMNS, SCHEMA_VERSION, recipe_columns, typed_frame
-from generation.models import Stimulus
+from generation.models import Stimulus, StimulusSet
 from study.caching import BoundedCache
+from study.compiled import CompiledQuery
 from study.models import Participant, QuestionnaireResponse, Rating, RatingDimension, Study, Trial
 
 if TYPE_CHECKING:
@@ -19,27 +20,56 @@ if TYPE_CHECKING:
 
 def study_stimuli(*, study: Study) -> QuerySet[Stimulus]:
     """Stimuli of the study's sets in its chosen conditions that have an image."""
-    qs = Stimulus.objects.filter(stimulus_set__in=study.stimulus_sets.all()).exclude(image="")
-    if study.conditions:
-        qs = qs.filter(condition__in=study.conditions)
+    return _stimuli_of(study_id=study.pk, conditions=study.conditions)
+
+
+def _stimuli_of(*, study_id: int, conditions: list[str]) -> QuerySet[Stimulus]:
+    qs = Stimulus.objects.filter(stimulus_set__in=StimulusSet.objects.filter(studies=study_id)).exclude(image="")
+    if conditions:
+        qs = qs.filter(condition__in=conditions)
     return qs.order_by("pk")
+
+
+# The reads of every consent (and the quota check of every entry), compiled once per process (study/compiled.py).
+_POOL = CompiledQuery(
+    lambda study_id, conditions: _stimuli_of(study_id=study_id, conditions=conditions).values_list("pk", "condition")
+)
+_ALLOCATION = CompiledQuery(
+    lambda study_id: (
+        Trial.objects.filter(
+            participant__study=study_id,
+            participant__is_pilot=False,
+            participant__released_at=None,
+            kind=Trial.Kind.RATING,
+        )
+        .values_list("stimulus_id")
+        .annotate(n=Count("participant_id", distinct=True))
+        .order_by()
+    )
+)
+
+
+def _enrolled(study_id: int) -> QuerySet[Participant]:
+    return Participant.objects.filter(study=study_id, is_pilot=False, consented_at__isnull=False, released_at=None)
+
+
+_ENROLLED = CompiledQuery(lambda study_id: _enrolled(study_id).values("pk").order_by(), count=True)
+_GROUPS = CompiledQuery(lambda study_id: _enrolled(study_id).values_list("group").annotate(n=Count("pk")).order_by())
+
+
+def study_pool(*, study: Study) -> list[tuple[int, str]]:
+    """(id, condition) of each of study_stimuli, in id order: what an assignment draws from."""
+    return _POOL.rows(study_id=study.pk, conditions=[str(c) for c in study.conditions or []])
 
 
 def stimulus_allocation_counts(*, study: Study) -> dict[int, int]:
     """Participants (pilots excluded) assigned to rate each stimulus: the least-rated-first criterion."""
-    rows = (
-        Trial.objects.filter(
-            participant__study=study, participant__is_pilot=False, participant__released_at=None, kind=Trial.Kind.RATING
-        )
-        .values("stimulus_id")
-        .annotate(n=Count("participant_id", distinct=True))
-    )
-    return {row["stimulus_id"]: row["n"] for row in rows}
+    return dict(_ALLOCATION.rows(study_id=study.pk))
 
 
 def study_enrolled_count(*, study: Study) -> int:
     """Non-pilot participants who consented: what the quota counts."""
-    return Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False, released_at=None).count()
+    return _ENROLLED.scalar(study_id=study.pk)
 
 
 def study_is_full(*, study: Study) -> bool:
@@ -47,12 +77,7 @@ def study_is_full(*, study: Study) -> bool:
 
 
 def group_counts(*, study: Study) -> dict[str, int]:
-    rows = (
-        Participant.objects.filter(study=study, is_pilot=False, consented_at__isnull=False, released_at=None)
-        .values("group")
-        .annotate(n=Count("pk"))
-    )
-    return {row["group"]: row["n"] for row in rows}
+    return dict(_GROUPS.rows(study_id=study.pk))
 
 
 def study_readiness_problems(*, study: Study) -> list[str]:
