@@ -28,6 +28,8 @@ _SKIPPED = {
     Study: {"source", "consent_text", "instructions", "debrief", "conditions", "pilot_token", "assignment_serial"},
     Participant: {"user_agent", "recruitment"},
 }
+# The assignment reads the whole study but its texts: every design field decides the trial list.
+_SKIPPED_BY_ALIAS = {"a_s": {"source", "consent_text", "instructions", "debrief"}}
 _TRIAL_PAGE_STIMULUS = {"id", "public_id", "image", "width", "height"}  # the <img> and the preload link
 _ONLY = {
     "cur_s": _TRIAL_PAGE_STIMULUS,
@@ -71,11 +73,8 @@ class _Part:
 def _part(model: type, alias: str) -> _Part:
     quote = connection.ops.quote_name
     only = _ONLY.get(alias)
-    fields = [
-        f
-        for f in model._meta.concrete_fields
-        if f.name not in _SKIPPED.get(model, set()) and (only is None or f.name in only)
-    ]
+    skipped = _SKIPPED_BY_ALIAS.get(alias, _SKIPPED.get(model, set()))
+    fields = [f for f in model._meta.concrete_fields if f.name not in skipped and (only is None or f.name in only)]
     # The primary key comes first in model order: its NULL marks a missing LEFT JOIN row.
     assert fields[0].primary_key, model
     converters = []
@@ -196,6 +195,89 @@ def participant_page_state(
         current.shown_at, current.shown_count = row[start + 1], row[start + 2]
         participant.shown_stamped = True
     return participant
+
+
+# ---- consent: the assignment's statements, run under the study's lock -------------------------------------------
+
+
+def study_lock(*, study_id: int) -> None:
+    """A write on the study row, the transaction's first statement: PostgreSQL takes the row's lock, SQLite its write
+    lock, both held until commit, so concurrent assignments of one study run one after another."""
+    serial = _q(Study, "assignment_serial")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_q(Study)} SET {serial} = {serial} + 1 WHERE {_q(Study, 'id')} = %s", [study_id])
+
+
+@cache
+def _assignment_read() -> tuple[str, tuple[_Part, ...]]:
+    quote = connection.ops.quote_name
+    parts = (_part(Participant, "p"), _part(Study, "a_s"))
+    sql = (
+        f"SELECT {', '.join(c for part in parts for c in part.columns)} FROM {_q(Participant)} p "
+        f"JOIN {_q(Study)} a_s ON a_s.{quote('id')} = p.{_q(Participant, 'study')} WHERE p.{quote('id')} = %s"
+    )
+    return sql, parts
+
+
+def participant_for_assignment(*, participant_id: int) -> Participant:
+    """The participant with their study (all but its texts), read after the lock: what the assignment decides on."""
+    sql, (participant_part, study_part) = _assignment_read()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [participant_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Participant.DoesNotExist(participant_id)
+    participant = participant_part.build(row, 0)
+    participant.study = study_part.build(row, len(participant_part.names))
+    return participant
+
+
+@cache
+def _trial_columns() -> tuple[tuple, str]:
+    """Trial's fields but the id, and the INSERT's head."""
+    fields = tuple(f for f in Trial._meta.concrete_fields if not f.primary_key)
+    return fields, f"INSERT INTO {_q(Trial)} ({', '.join(_q(Trial, f.name) for f in fields)}) "
+
+
+_JSON_NATIVE = (type(None), bool, int, str, list)
+
+
+def trials_insert(*, trials: list[Trial]) -> None:
+    """A participant's frozen trial list in one INSERT (bulk_create compiled and adapted every value of every row,
+    under the study lock). The (participant, index) constraint stays the backstop against a second list.
+
+    On PostgreSQL the rows travel as one JSON document that jsonb_populate_recordset turns into rows of the table's
+    own column types: one parameter, encoded in C, where per-value adaptation cost more than the insert itself.
+    Elsewhere, or for a value JSON cannot carry, rows of VALUES, 500 at a time.
+    """
+    fields, head = _trial_columns()
+    rows = [[getattr(t, f.attname) for f in fields] for t in trials]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and all(type(v) in _JSON_NATIVE for r in rows for v in r):
+            document = json.dumps([{f.column: v for f, v in zip(fields, r, strict=True)} for r in rows])
+            columns = ", ".join(_q(Trial, f.name) for f in fields)
+            cursor.execute(
+                f"{head}SELECT {columns} FROM jsonb_populate_recordset(NULL::{_q(Trial)}, %s::jsonb)", [document]
+            )
+            return
+        placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            params = [f.get_db_prep_save(v, connection) for r in chunk for f, v in zip(fields, r, strict=True)]
+            cursor.execute(f"{head}VALUES " + ", ".join([placeholders] * len(chunk)), params)
+
+
+def participant_assign(*, participant_id: int, values: dict[str, object]) -> bool:
+    """Move a participant from consent on with `values` (field name: value); False if they had left consent."""
+    names = sorted(values)
+    sets = ", ".join(f"{_q(Participant, name)} = %s" for name in names)
+    params = [_prep(Participant, name, values[name]) for name in names]
+    where = f"{_q(Participant, 'id')} = %s AND {_q(Participant, 'step')} = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_q(Participant)} SET {sets} WHERE {where}", [*params, participant_id, Participant.Step.CONSENT]
+        )
+        return cursor.rowcount == 1
 
 
 # ---- writes: the trial page's "shown" stamp and the answer of one trial ------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext  # the reasons are shown on the error page
 
@@ -152,9 +152,11 @@ def participant_consent(*, participant: Participant) -> Participant:
     The first statement is a write on the study row: PostgreSQL takes its row lock, SQLite its write lock, so the
     allocation counts read next cannot change under us. Raises StudyUnavailable('full') when the quota is reached.
     """
+    # Every statement inside the lock is precompiled (fastpath, selectors' CompiledQuery): ORM compilation here was
+    # most of the time the lock was held, and concurrent consents of one study wait for it.
     with transaction.atomic():
-        Study.objects.filter(pk=participant.study_id).update(assignment_serial=F("assignment_serial") + 1)
-        current = Participant.objects.select_related("study").get(pk=participant.pk)
+        fastpath.study_lock(study_id=participant.study_id)
+        current = fastpath.participant_for_assignment(participant_id=participant.pk)
         if current.step != Participant.Step.CONSENT:
             return current
         study = current.study
@@ -177,10 +179,7 @@ def participant_consent(*, participant: Participant) -> Participant:
             counts = selectors.group_counts(study=study)
             group = min((d.name for d in dimensions), key=lambda name: (counts.get(name, 0), rng.random()))
             dimensions = [d for d in dimensions if d.name == group]
-        pool = [
-            StimulusRef(id=pk, condition=c)
-            for pk, c in selectors.study_stimuli(study=study).values_list("pk", "condition")
-        ]
+        pool = [StimulusRef(id=pk, condition=c) for pk, c in selectors.study_pool(study=study)]
         pairwise_task = study.task == Study.Task.PAIRWISE
         if len(pool) < (2 if pairwise_task else study.trials_per_participant):
             raise StudyUnavailable("not_ready")
@@ -217,7 +216,7 @@ def participant_consent(*, participant: Participant) -> Participant:
                 )
                 for i, t in enumerate(plan)
             ]
-        Trial.objects.bulk_create(trials)
+        fastpath.trials_insert(trials=trials)
         moved = {
             "step": Participant.Step.INSTRUCTIONS,
             "consented_at": timezone.now(),
@@ -226,11 +225,12 @@ def participant_consent(*, participant: Participant) -> Participant:
             "position": 0,
             "trial_count": len(trials),
         }
-        if Participant.objects.filter(pk=current.pk, step=Participant.Step.CONSENT).update(**moved):
+        if fastpath.participant_assign(participant_id=current.pk, values=moved):
             for name, value in moved.items():  # what was written, without reading the row back
                 setattr(current, name, value)
             return current
-    current.refresh_from_db()  # a decline won the race: say what is stored
+        transaction.set_rollback(True)  # a decline won the race: keep none of this assignment's trials
+    current.refresh_from_db()  # and say what is stored
     return current
 
 
