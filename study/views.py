@@ -7,6 +7,7 @@ land on the current step. Every POST names the step it answers; a stale one is r
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from functools import wraps
 
@@ -62,6 +63,23 @@ COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 NEVER_CACHE = "max-age=0, no-cache, no-store, must-revalidate, private"  # what add_never_cache_headers writes
 
 
+_LAST_HTTP_DATE: list[tuple[int, str]] = [(0, "")]  # one (second, text) pair, replaced whole
+
+
+def _http_date_now() -> str:
+    """http_date() for this second, formatted once per second (email.utils.formatdate showed in the profile).
+
+    An HTTP date has a resolution of one second, so the text is the same; the pair is swapped whole (atomic under
+    the GIL).
+    """
+    now = int(time.time())
+    second, text = _LAST_HTTP_DATE[0]
+    if second != now:
+        text = http_date(now)
+        _LAST_HTTP_DATE[0] = (now, text)
+    return text
+
+
 def never_cache(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Django's never_cache with its two headers written directly (its header parsing showed in the profile).
 
@@ -74,7 +92,7 @@ def never_cache(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         if "Cache-Control" in response or "Expires" in response:
             add_never_cache_headers(response)
         else:
-            response.headers["Expires"] = http_date()
+            response.headers["Expires"] = _http_date_now()
             response.headers["Cache-Control"] = NEVER_CACHE
         return response
 
