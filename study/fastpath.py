@@ -267,16 +267,20 @@ def trials_insert(*, trials: list[Trial]) -> None:
             cursor.execute(f"{head}VALUES " + ", ".join([placeholders] * len(chunk)), params)
 
 
-def participant_assign(*, participant_id: int, values: dict[str, object]) -> bool:
-    """Move a participant from consent on with `values` (field name: value); False if they had left consent."""
+def participant_move(
+    *, participant_id: int, from_step: str, values: dict[str, object], unreleased: bool = False
+) -> bool:
+    """Compare-and-set: write `values` (field name: value) only while the participant is at `from_step` (and, with
+    `unreleased`, not released); False when another request moved them first. The consent's move and every
+    step change use it: the ORM's update compiled each time cost more than the statement."""
     names = sorted(values)
     sets = ", ".join(f"{_q(Participant, name)} = %s" for name in names)
     params = [_prep(Participant, name, values[name]) for name in names]
     where = f"{_q(Participant, 'id')} = %s AND {_q(Participant, 'step')} = %s"
+    if unreleased:
+        where += f" AND {_q(Participant, 'released_at')} IS NULL"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_q(Participant)} SET {sets} WHERE {where}", [*params, participant_id, Participant.Step.CONSENT]
-        )
+        cursor.execute(f"UPDATE {_q(Participant)} SET {sets} WHERE {where}", [*params, participant_id, from_step])
         return cursor.rowcount == 1
 
 

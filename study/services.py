@@ -125,8 +125,7 @@ def participant_enter(
 
 def _participant_step_move(*, participant: Participant, from_step: str, to_step: str) -> Participant:
     """Move only if still at `from_step`: a double click or a stale tab then changes nothing."""
-    moved = Participant.objects.filter(pk=participant.pk, step=from_step).update(step=to_step)
-    if moved:
+    if fastpath.participant_move(participant_id=participant.pk, from_step=from_step, values={"step": to_step}):
         participant.step = to_step
     else:  # another request moved first: read where it went (only the step, the cached study stays)
         participant.refresh_from_db(fields=["step"])
@@ -149,19 +148,26 @@ def _scales(dimensions: list[RatingDimension]) -> list[ScaleRange]:
 def participant_consent(*, participant: Participant) -> Participant:
     """Consent and assignment in one transaction, serialised per study so concurrent arrivals stay balanced.
 
-    The first statement is a write on the study row: PostgreSQL takes its row lock, SQLite its write lock, so the
-    allocation counts read next cannot change under us. Raises StudyUnavailable('full') when the quota is reached.
+    The transaction's first statement is a write on the study row: PostgreSQL takes its row lock, SQLite its write
+    lock, so the counts read next (quota, groups, allocation) cannot change under us. Raises
+    StudyUnavailable('full') when the quota is reached.
     """
-    # Every statement inside the lock is precompiled (fastpath, selectors' CompiledQuery): ORM compilation here was
-    # most of the time the lock was held, and concurrent consents of one study wait for it.
+    # What depends on no other participant is read before the lock (the participant, the study's design, the
+    # pool), and what is left inside is precompiled (fastpath, selectors' CompiledQuery): consents of one study
+    # queue for the lock, so its hold time is the consent's tail latency under load.
+    current = fastpath.participant_for_assignment(participant_id=participant.pk)
+    if current.step != Participant.Step.CONSENT:
+        return current
+    study = current.study
+    if not current.is_pilot and study.status not in ACCEPTING_NEW:
+        raise StudyUnavailable(study.status)  # closed or paused while the consent page was open
+    dimensions = list(selectors.study_dimensions(study=study).values())  # per process, keyed on updated_at
+    pool = [StimulusRef(id=pk, condition=c) for pk, c in selectors.study_pool(study=study)]
+    pairwise_task = study.task == Study.Task.PAIRWISE
+    if len(pool) < (2 if pairwise_task else study.trials_per_participant):
+        raise StudyUnavailable("not_ready")
     with transaction.atomic():
-        fastpath.study_lock(study_id=participant.study_id)
-        current = fastpath.participant_for_assignment(participant_id=participant.pk)
-        if current.step != Participant.Step.CONSENT:
-            return current
-        study = current.study
-        if not current.is_pilot and study.status not in ACCEPTING_NEW:
-            raise StudyUnavailable(study.status)  # closed or paused while the consent page was open
+        fastpath.study_lock(study_id=study.pk)
         if study.time_limit_minutes:
             # Under the study lock, so the counts below no longer include stimuli held by the idle.
             participants_release_idle(study=study)
@@ -171,7 +177,6 @@ def participant_consent(*, participant: Participant) -> Participant:
             and (selectors.study_enrolled_count(study=study) >= study.max_participants)
         ):
             raise StudyUnavailable("full")
-        dimensions = list(selectors.study_dimensions(study=study).values())  # per process, keyed on updated_at
         seed = secrets.randbits(62)
         rng = random.Random(seed)
         group = ""
@@ -179,10 +184,6 @@ def participant_consent(*, participant: Participant) -> Participant:
             counts = selectors.group_counts(study=study)
             group = min((d.name for d in dimensions), key=lambda name: (counts.get(name, 0), rng.random()))
             dimensions = [d for d in dimensions if d.name == group]
-        pool = [StimulusRef(id=pk, condition=c) for pk, c in selectors.study_pool(study=study)]
-        pairwise_task = study.task == Study.Task.PAIRWISE
-        if len(pool) < (2 if pairwise_task else study.trials_per_participant):
-            raise StudyUnavailable("not_ready")
         if pairwise_task:  # pairs from the study's pair design (study/pairwise.py)
             trials = pairwise.plan_pair_trials(
                 study=study,
@@ -216,7 +217,6 @@ def participant_consent(*, participant: Participant) -> Participant:
                 )
                 for i, t in enumerate(plan)
             ]
-        fastpath.trials_insert(trials=trials)
         moved = {
             "step": Participant.Step.INSTRUCTIONS,
             "consented_at": timezone.now(),
@@ -225,12 +225,14 @@ def participant_consent(*, participant: Participant) -> Participant:
             "position": 0,
             "trial_count": len(trials),
         }
-        if fastpath.participant_assign(participant_id=current.pk, values=moved):
+        # The move first: a second tab's consent (or a decline) that committed while this one waited for the lock
+        # makes it fail, and then nothing of this assignment is written.
+        if fastpath.participant_move(participant_id=current.pk, from_step=Participant.Step.CONSENT, values=moved):
+            fastpath.trials_insert(trials=trials)
             for name, value in moved.items():  # what was written, without reading the row back
                 setattr(current, name, value)
             return current
-        transaction.set_rollback(True)  # a decline won the race: keep none of this assignment's trials
-    current.refresh_from_db()  # and say what is stored
+    current.refresh_from_db()  # another request moved them on: say what is stored
     return current
 
 
@@ -452,9 +454,12 @@ def questionnaire_submit(*, participant: Participant, answers: Mapping[str, obje
     """Store the questionnaire once and complete the participant."""
     now = timezone.now()
     with transaction.atomic():
-        moved = Participant.objects.filter(
-            pk=participant.pk, step=Participant.Step.QUESTIONNAIRE, released_at=None
-        ).update(step=Participant.Step.DONE, completed_at=now)
+        moved = fastpath.participant_move(
+            participant_id=participant.pk,
+            from_step=Participant.Step.QUESTIONNAIRE,
+            values={"step": Participant.Step.DONE, "completed_at": now},
+            unreleased=True,
+        )
         if not moved:
             return AnswerOutcome(recorded=False)
         QuestionnaireResponse.objects.create(

@@ -127,8 +127,8 @@ def test_trials_insert_stores_what_bulk_create_stores(study):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_decline_that_wins_the_race_keeps_no_trials(monkeypatch):
-    """The participant declines in another tab (its own transaction, committed) after the assignment read them at
-    consent: the move fails, and the trials it inserted are rolled back instead of counting toward the allocation.
+    """The participant declines in another tab (its own transaction, committed) after the consent read them: the
+    move fails, and no trials are written to count toward the allocation.
     PostgreSQL only: SQLite's write lock, taken first, makes the decline wait for the consent."""
     if connection.vendor != "postgresql":
         pytest.skip("the race needs row-level locking")
@@ -156,8 +156,9 @@ def test_a_decline_that_wins_the_race_keeps_no_trials(monkeypatch):
     assert selectors.stimulus_allocation_counts(study=study) == {}
 
 
-def test_consent_reads_a_fresh_study_under_the_lock(study):
-    """A study closed while the consent page was open turns the consent away (read after the lock, not before)."""
+def test_consent_reads_a_fresh_study(study):
+    """A study closed while the consent page was open turns the consent away (the consent reads the study again,
+    not the page's copy)."""
     participant = services.participant_enter(study=study, source="prolific", external_id="late")
     Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
     with pytest.raises(services.StudyUnavailable):
