@@ -16,6 +16,8 @@ _NOT_COPIED = {
     "status",
     "pilot_token",
     "assignment_serial",
+    "allocation_counts",
+    "allocation_basis",
     "source",
     "created_at",
     "updated_at",

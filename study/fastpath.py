@@ -25,11 +25,24 @@ from study.models import Participant, Rating, Study, Trial
 # the state read was the largest single cost of a participant request; 129 columns became 85.
 _SKIPPED = {
     # The long texts are rendered only when a page skeleton is built (once per process and study version).
-    Study: {"source", "consent_text", "instructions", "debrief", "conditions", "pilot_token", "assignment_serial"},
+    Study: {
+        "source",
+        "consent_text",
+        "instructions",
+        "debrief",
+        "conditions",
+        "pilot_token",
+        "assignment_serial",
+        "allocation_counts",
+        "allocation_basis",
+    },
     Participant: {"user_agent", "recruitment"},
 }
 # The assignment reads the whole study but its texts: every design field decides the trial list.
-_SKIPPED_BY_ALIAS = {"a_s": {"source", "consent_text", "instructions", "debrief"}}
+# (The allocation counts come with the study lock, read after it: study_lock.)
+_SKIPPED_BY_ALIAS = {
+    "a_s": {"source", "consent_text", "instructions", "debrief", "allocation_counts", "allocation_basis"}
+}
 _TRIAL_PAGE_STIMULUS = {"id", "public_id", "image", "width", "height"}  # the <img> and the preload link
 _ONLY = {
     "cur_s": _TRIAL_PAGE_STIMULUS,
@@ -200,12 +213,28 @@ def participant_page_state(
 # ---- consent: the assignment's statements, run under the study's lock -------------------------------------------
 
 
-def study_lock(*, study_id: int) -> None:
+@dataclass(frozen=True)
+class StoredAllocation:
+    counts: dict[int, int]  # {stimulus id: counted participants rating it}
+    basis: int  # how many counted participants they were built from; -1: never built
+
+
+def study_lock(*, study_id: int) -> StoredAllocation:
     """A write on the study row, the transaction's first statement: PostgreSQL takes the row's lock, SQLite its write
-    lock, both held until commit, so concurrent assignments of one study run one after another."""
-    serial = _q(Study, "assignment_serial")
+    lock, both held until commit, so concurrent assignments of one study run one after another.
+
+    It returns the stored allocation counts: a row lock waited for returns the row as the last holder committed it.
+    """
+    serial, counts, basis = (_q(Study, name) for name in ("assignment_serial", "allocation_counts", "allocation_basis"))
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_q(Study)} SET {serial} = {serial} + 1 WHERE {_q(Study, 'id')} = %s", [study_id])
+        cursor.execute(
+            f"UPDATE {_q(Study)} SET {serial} = {serial} + 1 WHERE {_q(Study, 'id')} = %s RETURNING {counts}, {basis}",
+            [study_id],
+        )
+        stored, n = cursor.fetchone()
+    if isinstance(stored, str):  # SQLite, and Django's psycopg setup, leave JSON undecoded
+        stored = json.loads(stored)
+    return StoredAllocation(counts={int(k): v for k, v in stored.items()}, basis=n)
 
 
 @cache
@@ -267,6 +296,14 @@ def trials_insert(*, trials: list[Trial]) -> None:
             cursor.execute(f"{head}VALUES " + ", ".join([placeholders] * len(chunk)), params)
 
 
+def _move_statement(names: list[str], unreleased: bool) -> str:
+    sets = ", ".join(f"{_q(Participant, name)} = %s" for name in names)
+    where = f"{_q(Participant, 'id')} = %s AND {_q(Participant, 'step')} = %s"
+    if unreleased:
+        where += f" AND {_q(Participant, 'released_at')} IS NULL"
+    return f"UPDATE {_q(Participant)} SET {sets} WHERE {where}"
+
+
 def participant_move(
     *, participant_id: int, from_step: str, values: dict[str, object], unreleased: bool = False
 ) -> bool:
@@ -274,14 +311,38 @@ def participant_move(
     `unreleased`, not released); False when another request moved them first. The consent's move and every
     step change use it: the ORM's update compiled each time cost more than the statement."""
     names = sorted(values)
-    sets = ", ".join(f"{_q(Participant, name)} = %s" for name in names)
-    params = [_prep(Participant, name, values[name]) for name in names]
-    where = f"{_q(Participant, 'id')} = %s AND {_q(Participant, 'step')} = %s"
-    if unreleased:
-        where += f" AND {_q(Participant, 'released_at')} IS NULL"
+    params = [*(_prep(Participant, name, values[name]) for name in names), participant_id, from_step]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_q(Participant)} SET {sets} WHERE {where}", [*params, participant_id, from_step])
+        cursor.execute(_move_statement(names, unreleased), params)
         return cursor.rowcount == 1
+
+
+def participant_assign(
+    *, participant_id: int, values: dict[str, object], study_id: int, counts: dict[int, int], basis: int
+) -> bool:
+    """The consent's move (participant_move from consent) and, only if it moved, the study's kept allocation counts
+    (`basis`: how many counted participants they describe). One statement on PostgreSQL (data-modifying CTEs),
+    inside the study lock where every round trip is waited for by the next consent; two elsewhere."""
+    names = sorted(values)
+    move = [*(_prep(Participant, name, values[name]) for name in names), participant_id, Participant.Step.CONSENT]
+    store = [_prep(Study, "allocation_counts", {str(k): v for k, v in counts.items()}), basis, study_id]
+    keep = (
+        f"UPDATE {_q(Study)} SET {_q(Study, 'allocation_counts')} = %s, {_q(Study, 'allocation_basis')} = %s "
+        f"WHERE {_q(Study, 'id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        if _stamps_in_statement():
+            cursor.execute(
+                f"WITH moved AS ({_move_statement(names, False)} RETURNING {_q(Participant, 'id')}), "
+                f"kept AS ({keep} AND EXISTS (SELECT 1 FROM moved)) SELECT count(*) FROM moved",
+                [*move, *store],
+            )
+            return cursor.fetchone()[0] == 1
+        cursor.execute(_move_statement(names, False), move)
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(keep, store)
+        return True
 
 
 # ---- writes: the trial page's "shown" stamp and the answer of one trial ------------------------------------------

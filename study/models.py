@@ -44,6 +44,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+# Study fields only the assignment writes, under the study lock (study/fastpath.py).
+ASSIGNMENT_OWNED = frozenset({"assignment_serial", "allocation_counts", "allocation_basis"})
+
+
 class Study(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -142,6 +146,12 @@ class Study(models.Model):
     assignment_serial = models.PositiveBigIntegerField(
         default=0, editable=False, help_text="Bumped under lock at each assignment; serialises concurrent arrivals."
     )
+    # The allocation counts ({stimulus id: participants rating it}) as of the last assignment, kept by the assignment
+    # under the study lock so a consent need not aggregate every trial of the study. `allocation_basis` is the number
+    # of counted participants they were built from: a release or a withdrawal changes that number and the next
+    # consent counts afresh (services.participant_consent). -1: never built (studies from before these fields).
+    allocation_counts = models.JSONField(default=dict, editable=False)
+    allocation_basis = models.IntegerField(default=0, editable=False)
     source = models.JSONField(default=dict, blank=True, help_text="The YAML this study was loaded from.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -153,6 +163,15 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def save(self, *args, **kwargs) -> None:
+        """An edit (admin, spec reload) writes every field but those the assignment keeps under the study lock: a
+        copy read before the last consents must not overwrite them."""
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name not in ASSIGNMENT_OWNED
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def completion_url(self) -> str:

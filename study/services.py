@@ -167,23 +167,21 @@ def participant_consent(*, participant: Participant) -> Participant:
     if len(pool) < (2 if pairwise_task else study.trials_per_participant):
         raise StudyUnavailable("not_ready")
     with transaction.atomic():
-        fastpath.study_lock(study_id=study.pk)
+        stored = fastpath.study_lock(study_id=study.pk)
         if study.time_limit_minutes:
             # Under the study lock, so the counts below no longer include stimuli held by the idle.
             participants_release_idle(study=study)
-        if (
-            not current.is_pilot
-            and study.max_participants is not None
-            and (selectors.study_enrolled_count(study=study) >= study.max_participants)
-        ):
+        counted = None if current.is_pilot else selectors.study_enrolled_count(study=study)
+        if counted is not None and study.max_participants is not None and counted >= study.max_participants:
             raise StudyUnavailable("full")
         seed = secrets.randbits(62)
         rng = random.Random(seed)
         group = ""
         if study.between_factor == Study.BetweenFactor.DIMENSION:
-            counts = selectors.group_counts(study=study)
-            group = min((d.name for d in dimensions), key=lambda name: (counts.get(name, 0), rng.random()))
+            groups = selectors.group_counts(study=study)
+            group = min((d.name for d in dimensions), key=lambda name: (groups.get(name, 0), rng.random()))
             dimensions = [d for d in dimensions if d.name == group]
+        allocation = None  # the counts to keep after this assignment
         if pairwise_task:  # pairs from the study's pair design (study/pairwise.py)
             trials = pairwise.plan_pair_trials(
                 study=study,
@@ -193,7 +191,12 @@ def participant_consent(*, participant: Participant) -> Participant:
                 seed=seed,
             )
         else:
-            counts = {} if current.is_pilot else selectors.stimulus_allocation_counts(study=study)
+            if counted is None:
+                counts = {}  # a pilot is not balanced against anyone
+            elif stored.basis == counted:
+                counts = stored.counts  # kept by the last assignment, and nobody was released or withdrawn since
+            else:
+                counts = selectors.stimulus_allocation_counts(study=study)
             plan = plan_trials(
                 pool=pool,
                 counts=counts,
@@ -217,6 +220,10 @@ def participant_consent(*, participant: Participant) -> Participant:
                 )
                 for i, t in enumerate(plan)
             ]
+            if counted is not None:
+                allocation = dict(counts)
+                for stimulus_id in {t.stimulus_id for t in plan if t.kind == Trial.Kind.RATING}:
+                    allocation[stimulus_id] = allocation.get(stimulus_id, 0) + 1
         moved = {
             "step": Participant.Step.INSTRUCTIONS,
             "consented_at": timezone.now(),
@@ -227,7 +234,19 @@ def participant_consent(*, participant: Participant) -> Participant:
         }
         # The move first: a second tab's consent (or a decline) that committed while this one waited for the lock
         # makes it fail, and then nothing of this assignment is written.
-        if fastpath.participant_move(participant_id=current.pk, from_step=Participant.Step.CONSENT, values=moved):
+        if allocation is not None:  # the kept counts change with the move, or not at all
+            assigned = fastpath.participant_assign(
+                participant_id=current.pk, values=moved, study_id=study.pk, counts=allocation, basis=counted + 1
+            )
+        elif counted is not None and stored.basis != -1:  # pair designs keep no counts: mark them unbuilt
+            assigned = fastpath.participant_assign(
+                participant_id=current.pk, values=moved, study_id=study.pk, counts={}, basis=-1
+            )
+        else:
+            assigned = fastpath.participant_move(
+                participant_id=current.pk, from_step=Participant.Step.CONSENT, values=moved
+            )
+        if assigned:
             fastpath.trials_insert(trials=trials)
             for name, value in moved.items():  # what was written, without reading the row back
                 setattr(current, name, value)

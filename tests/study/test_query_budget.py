@@ -21,8 +21,10 @@ pytestmark = pytest.mark.django_db
 # Statements per request, after the process caches are warm (a second participant of the same study).
 BUDGET = {
     "entry GET": 3,  # the study, the participant by pseudonym, its insert
-    # The assignment: lock the study, read it, the quota, the pool, the coverage, insert the trials, move on (a
-    # study with a time limit also releases idle participants first).
+    # The page's state read, then the assignment: the participant and study again, the pool (both before the lock);
+    # lock the study (which returns its kept allocation counts), the quota count (which checks them), move on and
+    # keep the counts (one statement), insert the trials. A study with a time limit also releases idle participants
+    # first; after a release the counts are aggregated afresh, once.
     "consent POST": 7,
     "instructions POST": 2,  # state read, conditional move
     # Any step: the state read, which also stamps a trial page as shown; the participant's first trial page in a
@@ -33,9 +35,9 @@ BUDGET = {
     "trials POST": 2,
     "questionnaire POST": 3,  # state read, conditional move, answers insert
 }
-# SQLite has no data-modifying CTEs: the "shown" stamp and the answer's three writes are separate statements there,
-# and answers always read the state first.
-SQLITE_BUDGET = {**BUDGET, "page GET": 2, "trials POST": 4}
+# SQLite has no data-modifying CTEs: the "shown" stamp, the answer's three writes and the consent's move and kept
+# counts are separate statements there, and answers always read the state first.
+SQLITE_BUDGET = {**BUDGET, "page GET": 2, "trials POST": 4, "consent POST": 8}
 # What most requests cost: a submission on PostgreSQL is two statements (the ticketed answer; the next page's state).
 TYPICAL = {"page GET": 1, "trials POST": 1}
 
