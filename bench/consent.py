@@ -27,14 +27,10 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.study import admin_sql  # noqa: E402 - after the path set-up above
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def admin_sql(pg: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def backend_cpu_seconds() -> float:
