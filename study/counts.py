@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
+from study.compiled import CompiledQuery
 from study.models import Participant, Study, Trial
 
 PLACEHOLDERS = ("{images}", "{practice}")
@@ -43,6 +44,12 @@ def planned_counts(*, study: Study) -> ScreenCounts:
 
 
 _FROZEN: dict[str, ScreenCounts] = {}
+# Read once per participant and process, on their first trial page (study/compiled.py: compiled once).
+_BY_KIND = CompiledQuery(
+    lambda participant_id: (
+        Trial.objects.filter(participant=participant_id).values_list("kind").annotate(n=Count("pk")).order_by()
+    )
+)
 
 
 def participant_counts(*, participant: Participant) -> ScreenCounts:
@@ -54,7 +61,7 @@ def participant_counts(*, participant: Participant) -> ScreenCounts:
         return planned_counts(study=participant.study)
     cached = _FROZEN.get(participant.public_id)
     if cached is None:
-        by_kind = dict(participant.trials.values_list("kind").annotate(n=Count("pk")))
+        by_kind = dict(_BY_KIND.rows(participant_id=participant.pk))
         practice = by_kind.get(Trial.Kind.PRACTICE, 0)
         cached = ScreenCounts(practice=practice, main=sum(by_kind.values()) - practice)
         if len(_FROZEN) > 20000:

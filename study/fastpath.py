@@ -210,6 +210,44 @@ def participant_page_state(
     return participant
 
 
+# ---- entry: the study by its slug, a returning participant by pseudonym ------------------------------------------
+
+
+@cache
+def _entry_statements() -> tuple[_Part, _Part, str, str]:
+    quote = connection.ops.quote_name
+    study, participant = _part(Study, "a_s"), _part(Participant, "p")
+    return (
+        study,
+        participant,
+        f"SELECT {', '.join(study.columns)} FROM {_q(Study)} a_s WHERE a_s.{_q(Study, 'slug')} = %s",
+        f"SELECT {', '.join(participant.columns)} FROM {_q(Participant)} p "
+        f"WHERE p.{_q(Participant, 'study')} = %s AND p.{quote(Participant._meta.get_field('pseudonym').column)} = %s",
+    )
+
+
+def study_by_slug(*, slug: str) -> Study | None:
+    """The study behind a recruitment link (all but its texts and the assignment's counts, which load if used)."""
+    study_part, _, sql, _ = _entry_statements()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [slug])
+        row = cursor.fetchone()
+    return None if row is None else study_part.build(row, 0)
+
+
+def participant_by_pseudonym(*, study: Study, pseudonym: str) -> Participant | None:
+    """A returning participant of `study` (the recruitment id's keyed hash), with the study attached."""
+    _, participant_part, _, sql = _entry_statements()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [study.pk, pseudonym])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    participant = participant_part.build(row, 0)
+    participant.study = study
+    return participant
+
+
 # ---- consent: the assignment's statements, run under the study's lock -------------------------------------------
 
 

@@ -57,6 +57,13 @@ _ENROLLED = CompiledQuery(lambda study_id: _enrolled(study_id).values("pk").orde
 _GROUPS = CompiledQuery(lambda study_id: _enrolled(study_id).values_list("group").annotate(n=Count("pk")).order_by())
 
 
+def study_by_slug(*, slug: str) -> Study | None:
+    """The study of a recruitment link, from a statement compiled once per process (study.fastpath)."""
+    from study.fastpath import study_by_slug as read_study
+
+    return read_study(slug=slug)
+
+
 def study_pool(*, study: Study) -> list[tuple[int, str]]:
     """(id, condition) of each of study_stimuli, in id order: what an assignment draws from."""
     return _POOL.rows(study_id=study.pk, conditions=[str(c) for c in study.conditions or []])

@@ -91,7 +91,7 @@ def participant_enter(
     a live study takes anonymous newcomers only with `anonymous_entry` on.
     """
     pseudonym = pseudonym_for(source=source, external_id=external_id)
-    existing = Participant.objects.filter(study=study, pseudonym=pseudonym).first()
+    existing = fastpath.participant_by_pseudonym(study=study, pseudonym=pseudonym)
     if existing is not None:
         return existing
     if not pilot:

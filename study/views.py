@@ -189,7 +189,7 @@ def _recruitment(request: HttpRequest) -> tuple[str, str, dict[str, str]] | None
 @in_study_language
 def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
     """The recruitment link: /s/<slug>/?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=... (or ?pid=...)."""
-    study = Study.objects.filter(slug=slug).first()
+    study = selectors.study_by_slug(slug=slug)
     if study is None:
         return _error(request, 404, _("There is no study at this address. Please check the link you were given."))
     recruitment = _recruitment(request)

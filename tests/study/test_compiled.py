@@ -164,3 +164,18 @@ def test_consent_reads_a_fresh_study(study):
     with pytest.raises(services.StudyUnavailable):
         services.participant_consent(participant=participant)
     assert not Trial.objects.filter(participant=participant).exists()
+
+
+def test_entry_reads_find_what_the_orm_finds(study):
+    """The entry's precompiled reads: the study by slug (None for an unknown one) and a returning participant."""
+    assert selectors.study_by_slug(slug="no-such-study") is None
+    found = selectors.study_by_slug(slug=study.slug)
+    assert (found.pk, found.status, found.max_participants) == (study.pk, study.status, study.max_participants)
+    assert found.consent_text == study.consent_text  # a skipped text loads when used
+    entered = services.participant_enter(study=study, source="prolific", external_id="returning")
+    pseudonym = services.pseudonym_for(source="prolific", external_id="returning")
+    again = fastpath.participant_by_pseudonym(study=found, pseudonym=pseudonym)
+    assert (again.pk, again.public_id, again.step) == (entered.pk, entered.public_id, entered.step)
+    assert again.study is found
+    assert fastpath.participant_by_pseudonym(study=found, pseudonym="unknown") is None
+    assert services.participant_enter(study=found, source="prolific", external_id="returning").pk == entered.pk
