@@ -215,14 +215,13 @@ def participant_page_state(
 
 @cache
 def _entry_statements() -> tuple[_Part, _Part, str, str]:
-    quote = connection.ops.quote_name
     study, participant = _part(Study, "a_s"), _part(Participant, "p")
     return (
         study,
         participant,
         f"SELECT {', '.join(study.columns)} FROM {_q(Study)} a_s WHERE a_s.{_q(Study, 'slug')} = %s",
         f"SELECT {', '.join(participant.columns)} FROM {_q(Participant)} p "
-        f"WHERE p.{_q(Participant, 'study')} = %s AND p.{quote(Participant._meta.get_field('pseudonym').column)} = %s",
+        f"WHERE p.{_q(Participant, 'study')} = %s AND p.{_q(Participant, 'pseudonym')} = %s",
     )
 
 
@@ -287,7 +286,8 @@ def _assignment_read() -> tuple[str, tuple[_Part, ...]]:
 
 
 def participant_for_assignment(*, participant_id: int) -> Participant:
-    """The participant with their study (all but its texts), read after the lock: what the assignment decides on."""
+    """The participant with their study (all but its texts), read before the lock: what the assignment decides on
+    that no other participant changes (a concurrent consent or decline is caught by the move's compare-and-set)."""
     sql, (participant_part, study_part) = _assignment_read()
     with connection.cursor() as cursor:
         cursor.execute(sql, [participant_id])
@@ -300,10 +300,11 @@ def participant_for_assignment(*, participant_id: int) -> Participant:
 
 
 @cache
-def _trial_columns() -> tuple[tuple, str]:
-    """Trial's fields but the id, and the INSERT's head."""
+def _trial_columns() -> tuple[tuple, str, str]:
+    """Trial's fields but the id, their column list, and the INSERT's head."""
     fields = tuple(f for f in Trial._meta.concrete_fields if not f.primary_key)
-    return fields, f"INSERT INTO {_q(Trial)} ({', '.join(_q(Trial, f.name) for f in fields)}) "
+    columns = ", ".join(_q(Trial, f.name) for f in fields)
+    return fields, columns, f"INSERT INTO {_q(Trial)} ({columns}) "
 
 
 _JSON_NATIVE = (type(None), bool, int, str, list)
@@ -317,12 +318,11 @@ def trials_insert(*, trials: list[Trial]) -> None:
     own column types: one parameter, encoded in C, where per-value adaptation cost more than the insert itself.
     Elsewhere, or for a value JSON cannot carry, rows of VALUES, 500 at a time.
     """
-    fields, head = _trial_columns()
+    fields, columns, head = _trial_columns()
     rows = [[getattr(t, f.attname) for f in fields] for t in trials]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and all(type(v) in _JSON_NATIVE for r in rows for v in r):
             document = json.dumps([{f.column: v for f, v in zip(fields, r, strict=True)} for r in rows])
-            columns = ", ".join(_q(Trial, f.name) for f in fields)
             cursor.execute(
                 f"{head}SELECT {columns} FROM jsonb_populate_recordset(NULL::{_q(Trial)}, %s::jsonb)", [document]
             )
@@ -342,14 +342,18 @@ def _move_statement(names: list[str], unreleased: bool) -> str:
     return f"UPDATE {_q(Participant)} SET {sets} WHERE {where}"
 
 
+def _move_params(values: dict[str, object], participant_id: int, from_step: str) -> tuple[list[str], list]:
+    names = sorted(values)
+    return names, [*(_prep(Participant, name, values[name]) for name in names), participant_id, from_step]
+
+
 def participant_move(
     *, participant_id: int, from_step: str, values: dict[str, object], unreleased: bool = False
 ) -> bool:
     """Compare-and-set: write `values` (field name: value) only while the participant is at `from_step` (and, with
     `unreleased`, not released); False when another request moved them first. The consent's move and every
     step change use it: the ORM's update compiled each time cost more than the statement."""
-    names = sorted(values)
-    params = [*(_prep(Participant, name, values[name]) for name in names), participant_id, from_step]
+    names, params = _move_params(values, participant_id, from_step)
     with connection.cursor() as cursor:
         cursor.execute(_move_statement(names, unreleased), params)
         return cursor.rowcount == 1
@@ -361,8 +365,7 @@ def participant_assign(
     """The consent's move (participant_move from consent) and, only if it moved, the study's kept allocation counts
     (`basis`: how many counted participants they describe). One statement on PostgreSQL (data-modifying CTEs),
     inside the study lock where every round trip is waited for by the next consent; two elsewhere."""
-    names = sorted(values)
-    move = [*(_prep(Participant, name, values[name]) for name in names), participant_id, Participant.Step.CONSENT]
+    names, move = _move_params(values, participant_id, Participant.Step.CONSENT)
     store = [_prep(Study, "allocation_counts", {str(k): v for k, v in counts.items()}), basis, study_id]
     keep = (
         f"UPDATE {_q(Study)} SET {_q(Study, 'allocation_counts')} = %s, {_q(Study, 'allocation_basis')} = %s "
